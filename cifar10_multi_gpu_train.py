@@ -1,0 +1,159 @@
+"""Trains the CIFAR-10 model on several devices with synchronous updates.
+
+    python cifar10_multi_gpu_train.py --num_gpus=2
+
+One model replica ("tower") per device computes the loss and gradients of its
+own batch; the gradients are averaged on the CPU, where the shared variables
+live, and applied once per step. All towers dequeue from one input pipeline.
+On a machine with fewer GPUs than asked, soft placement runs the rest on the
+CPU; --tower_device=cpu puts the towers on that many CPU devices instead,
+which exercises the tower code on a machine without GPUs.
+
+Checkpoints, summaries, resuming and clean stops are cifar10_train.py's.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+from absl import flags
+
+import cifar10
+from cifar10 import tf
+import cifar10_train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer('num_gpus', 1, 'How many GPUs (towers) to use.',
+                     lower_bound=1)
+flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
+                  'Device type of the towers: "gpu", or "cpu" to run '
+                  '--num_gpus towers on as many CPU devices.')
+
+
+def tower_loss(scope, images, labels):
+  """Builds one tower and returns its total loss (cross-entropy + decay)."""
+  logits = cifar10.inference(images)
+  return cifar10.loss(logits, labels, scope=scope)
+
+
+def average_gradients(tower_grads):
+  """Averages each variable's gradient over the towers.
+
+  Args:
+    tower_grads: per tower, a list of (gradient, variable) pairs, all in the
+      same variable order.
+  Returns:
+    One list of (averaged gradient, variable) pairs.
+  """
+  averaged = []
+  for grads_and_vars in zip(*tower_grads):
+    grads = [g for g, _ in grads_and_vars]
+    averaged.append((tf.add_n(grads) / len(grads), grads_and_vars[0][1]))
+  return averaged
+
+
+def gpus_found():
+  return len(tf.config.experimental.list_physical_devices('GPU'))
+
+
+def tower_devices(num_towers, device_type):
+  return ['/%s:%d' % (device_type, i) for i in range(num_towers)]
+
+
+class _PlacementHook(tf.train.SessionRunHook):
+  """Reports, after the first step, on which devices each tower really ran."""
+
+  def __init__(self, num_towers):
+    self._num_towers = num_towers
+    self._done = False
+
+  def before_run(self, run_context):
+    if self._done:
+      return None
+    return tf.train.SessionRunArgs(
+        None, options=tf.RunOptions(trace_level=tf.RunOptions.SOFTWARE_TRACE))
+
+  def after_run(self, run_context, run_values):
+    if self._done:
+      return
+    self._done = True
+    placed = {}
+    for dev_stats in run_values.run_metadata.step_stats.dev_stats:
+      device = dev_stats.device.split('/device:')[-1].lower()
+      for node in dev_stats.node_stats:
+        tower = node.node_name.split('/')[0]
+        if tower.startswith(cifar10.TOWER_NAME + '_'):
+          placed.setdefault(tower, set()).add(device)
+    for i in range(self._num_towers):
+      tower = '%s_%d' % (cifar10.TOWER_NAME, i)
+      print('%s ran on %s' % (tower, ', '.join(sorted(placed.get(tower, ['?'])))),
+            flush=True)
+
+
+def build_towers(images, labels, num_towers, devices):
+  """Builds the towers on devices; returns (tower grads, tower 0's loss, ops).
+
+  images and labels hold num_towers batches, split here so that every tower
+  dequeues from the same queue. The first tower's losses get the summaries.
+  """
+  image_splits = tf.split(images, num_towers)
+  label_splits = tf.split(labels, num_towers)
+  tower_grads = []
+  first_loss = None
+  summary_deps = []
+  with tf.variable_scope(tf.get_variable_scope()):
+    for i in range(num_towers):
+      with tf.device(devices[i]):
+        with tf.name_scope('%s_%d' % (cifar10.TOWER_NAME, i)) as scope:
+          loss = tower_loss(scope, image_splits[i], label_splits[i])
+          if i == 0:
+            first_loss = loss
+            summary_deps.append(cifar10.add_loss_summaries(
+                loss, tf.get_collection('losses', scope)))
+          tf.get_variable_scope().reuse_variables()
+          tower_grads.append(
+              cifar10.optimizer(1.0).compute_gradients(loss))
+  return tower_grads, first_loss, summary_deps
+
+
+def train():
+  """Builds the multi-tower graph and trains it."""
+  num_towers = FLAGS.num_gpus
+  found = gpus_found()
+  devices = tower_devices(num_towers, FLAGS.tower_device)
+  print('Found %d GPU(s); placing %d tower(s) on %s%s.' % (
+      found, num_towers, ', '.join(devices),
+      ' (missing GPUs fall back to the CPU by soft placement)'
+      if FLAGS.tower_device == 'gpu' and found < num_towers else ''),
+        flush=True)
+  with tf.Graph().as_default(), tf.device('/cpu:0'):
+    if FLAGS.seed is not None:
+      tf.set_random_seed(FLAGS.seed)
+    global_step = tf.train.get_or_create_global_step()
+    num_examples = cifar10_train.cifar10_input_examples()
+    examples_per_step = FLAGS.batch_size * num_towers
+    lr = cifar10.learning_rate(global_step, num_examples, examples_per_step)
+    images, labels = cifar10.distorted_inputs(
+        batch_size=examples_per_step, num_examples_per_epoch=num_examples)
+    tower_grads, first_loss, deps = build_towers(images, labels, num_towers,
+                                                 devices)
+    grads = average_gradients(tower_grads)
+    train_op = cifar10.apply_gradients(grads, global_step, lr,
+                                       dependencies=deps)
+    device_count = ({'CPU': num_towers} if FLAGS.tower_device == 'cpu'
+                    else {})
+    config = cifar10_train.session_config(allow_soft_placement=True,
+                                          device_count=device_count)
+    cifar10_train.run_training(train_op, first_loss, examples_per_step,
+                               config=config,
+                               hooks=[_PlacementHook(num_towers)])
+
+
+def main(argv=None):
+  del argv
+  cifar10.maybe_download_and_extract()
+  cifar10_train.prepare_train_dir(FLAGS.train_dir)
+  train()
+
+
+if __name__ == '__main__':
+  cifar10.run(main)

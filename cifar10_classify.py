@@ -1,0 +1,152 @@
+"""Classifies your own images with a trained model: the top classes of each.
+
+    python cifar10_classify.py --checkpoint_dir=/tmp/cifar10_train cat.png ship.jpg
+
+prints, per image, its --top_k classes with their softmax probabilities:
+
+    cat.png: <class> (<probability>), <class> (<probability>), ...
+
+Each image (PNG or JPEG, any size; GIF and BMP decode too) is decoded and
+prepared by TensorFlow the way evaluation prepares the test images: scaled to
+CIFAR-10's 32x32, cropped to the central 24x24, then standardized. The model
+runs with the moving averages of its weights, as in evaluation; the model
+flags (--norm, --top_layers, --use_fp16) must be those it was trained with.
+Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt, or
+are CIFAR-10's own when that file is absent. A file that cannot be read or
+decoded is reported on stderr and skipped; the exit status is then 1.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import os
+import sys
+
+from absl import flags
+
+import cifar10
+from cifar10 import tf
+import cifar10_input
+
+FLAGS = flags.FLAGS
+# --help lists the flags of the main module only; these are ours too.
+flags.adopt_module_key_flags(cifar10)
+flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
+                    'Directory of the checkpoints; the latest is used.')
+flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show.',
+                     lower_bound=1, upper_bound=cifar10.NUM_CLASSES)
+
+META_FILE = 'batches.meta.txt'
+CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
+                       'frog', 'horse', 'ship', 'truck')
+
+
+def class_names(data_dir):
+  """The names of the classes, in label order, from the data's meta file."""
+  path = os.path.join(data_dir, cifar10_input.BATCHES_DIR, META_FILE)
+  if not os.path.isfile(path):
+    sys.stderr.write('Note: no %s; using the CIFAR-10 class names.\n' % path)
+    return list(CIFAR10_CLASS_NAMES)
+  try:
+    with open(path) as f:
+      names = [line.strip() for line in f if line.strip()]
+  except (IOError, OSError, UnicodeDecodeError) as e:
+    raise cifar10.UserError('%s: cannot read it: %s' % (path, e))
+  if len(names) < cifar10.NUM_CLASSES:
+    raise cifar10.UserError('%s: names %d classes, the model has %d'
+                            % (path, len(names), cifar10.NUM_CLASSES))
+  return names[:cifar10.NUM_CLASSES]
+
+
+def prepare_image(contents):
+  """Decodes an encoded image into the model's standardized 24x24x3 input."""
+  image = tf.image.decode_image(contents, channels=3, expand_animations=False)
+  size = cifar10_input.ORIGINAL_IMAGE_SIZE
+  # Area averaging shrinks a large photo without aliasing, and leaves a
+  # 32x32 image (a CIFAR-10 picture) exactly as it is.
+  image = tf.image.resize_images(image, [size, size],
+                                 method=tf.image.ResizeMethod.AREA)
+  image = tf.image.resize_image_with_crop_or_pad(
+      image, cifar10_input.IMAGE_SIZE, cifar10_input.IMAGE_SIZE)
+  return tf.image.per_image_standardization(image)
+
+
+class Classifier(object):
+  """The network with a checkpoint's weights, one encoded image at a time."""
+
+  def __init__(self, checkpoint, top_k):
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      self.contents = tf.placeholder(tf.string, [])
+      images = tf.expand_dims(prepare_image(self.contents), 0)
+      if FLAGS.use_fp16:
+        images = tf.cast(images, tf.float16)
+      logits = cifar10.inference(images, train=False)
+      probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[0]
+      self.top = tf.nn.top_k(probabilities, top_k)
+      var_list = cifar10.checkpoint_var_list(
+          checkpoint, cifar10.variables_to_restore(),
+          {v.op.name: v for v in tf.global_variables()})
+      saver = tf.train.Saver(var_list)
+    self.session = tf.Session(graph=self.graph)
+    saver.restore(self.session, checkpoint)
+
+  def top_classes(self, contents):
+    """Returns ([probability], [class index]) of the most likely classes.
+
+    Raises tf.errors.InvalidArgumentError when contents is no image.
+    """
+    probabilities, indices = self.session.run(self.top,
+                                              {self.contents: contents})
+    return list(probabilities), list(indices)
+
+  def close(self):
+    self.session.close()
+
+
+def classify(paths, classifier, names):
+  """Prints each image's top classes; returns how many could not be read."""
+  failed = 0
+  for path in paths:
+    try:
+      with open(path, 'rb') as f:
+        contents = f.read()
+      probabilities, indices = classifier.top_classes(contents)
+    except (IOError, OSError) as e:
+      problem = 'cannot read it: %s' % (e.strerror or e)
+    except tf.errors.InvalidArgumentError:
+      problem = 'not an image (PNG or JPEG) that TensorFlow can decode'
+    else:
+      print('%s: %s' % (path, ', '.join(
+          '%s (%.3f)' % (names[i], p) for p, i in zip(probabilities, indices))),
+            flush=True)
+      continue
+    failed += 1
+    sys.stderr.write('%s: error: %s: %s\n'
+                     % (os.path.basename(sys.argv[0]), path, problem))
+    sys.stderr.flush()
+  return failed
+
+
+def main(argv):
+  paths = argv[1:]
+  if not paths:
+    raise cifar10.UserError('no image given; usage: %s [flags] IMAGE...'
+                            % os.path.basename(argv[0]))
+  checkpoint = tf.train.latest_checkpoint(FLAGS.checkpoint_dir)
+  if checkpoint is None:
+    raise cifar10.UserError('No checkpoint file found in --checkpoint_dir=%s'
+                            % FLAGS.checkpoint_dir)
+  names = class_names(FLAGS.data_dir)
+  classifier = Classifier(checkpoint, FLAGS.top_k)
+  try:
+    failed = classify(paths, classifier, names)
+  finally:
+    classifier.close()
+  if failed:
+    raise cifar10.UserError('%d of %d images could not be classified'
+                            % (failed, len(paths)))
+
+
+if __name__ == '__main__':
+  cifar10.run(main)

@@ -5,13 +5,18 @@
 Without --run_once it watches --checkpoint_dir and evaluates each new
 checkpoint once, every --eval_interval_secs, beside a running training.
 The model runs with the moving-average (shadow) values of its weights, as in
-the tutorial. Unlike the original, an evaluation is exact: each of the first
-min(--num_examples, examples in the files) examples is counted exactly once.
+the tutorial (--moving_average=false: the raw weights). Unlike the
+original, an evaluation is exact: each of the first min(--num_examples,
+examples in the files) examples is counted exactly once.
+
+--checkpoint_paths=a,b,... evaluates an ensemble once: the average of its
+members' softmax outputs, reported beside each member's precision.
 """
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import contextlib
 from datetime import datetime
 import os
 import time
@@ -24,6 +29,8 @@ from cifar10 import tf
 import cifar10_input
 
 FLAGS = flags.FLAGS
+# --help lists the flags of the main module only; these are ours too.
+flags.adopt_module_key_flags(cifar10)
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
                     'Directory where to write event logs.')
 flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval'],
@@ -37,61 +44,67 @@ flags.DEFINE_integer('num_examples', 10000, 'Number of examples to run.',
                      lower_bound=1)
 flags.DEFINE_boolean('run_once', False,
                      'Evaluate the latest checkpoint once and exit.')
+flags.DEFINE_boolean('moving_average', True,
+                     'Evaluate the moving averages of the weights, as the '
+                     'tutorial does; false evaluates the raw weights.')
+flags.DEFINE_list('checkpoint_paths', [],
+                  'Comma-separated checkpoints (or directories, for their '
+                  'latest) to evaluate once as an ensemble that averages '
+                  'their softmax outputs; replaces --checkpoint_dir.')
 
 
 class Evaluator(object):
   """The evaluation graph, built once and run for each checkpoint."""
 
-  def __init__(self, filenames, num_examples):
+  def __init__(self, filenames, num_examples, moving_average=True):
     self.num_examples = num_examples
+    self.moving_average = moving_average
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.global_step = tf.train.get_or_create_global_step()
       images, labels = cifar10.inputs(
           eval_data=FLAGS.eval_data == 'test', filenames=filenames,
           num_epochs=1)
-      logits = cifar10.inference(images)
-      self.correct = tf.nn.in_top_k(tf.cast(logits, tf.float32), labels, 1)
+      logits = tf.cast(cifar10.inference(images, train=False), tf.float32)
+      self.correct = tf.nn.in_top_k(logits, labels, 1)
+      self.labels = labels
+      self.probabilities = tf.nn.softmax(logits)
       self.summary_op = tf.summary.merge_all()
       self.shadow_vars = cifar10.variables_to_restore()
       self.raw_vars = {v.op.name: v for v in tf.global_variables()}
       self.local_init = tf.local_variables_initializer()
 
   def _saver_for(self, checkpoint):
-    """A saver for what checkpoint holds: shadow values, else raw weights.
+    """A saver for checkpoint's shadow values, or its raw weights.
 
     Raises UserError naming the first variable the checkpoint lacks or holds
     in another shape, and when the checkpoint cannot be read at all.
     """
-    shapes = cifar10.read_checkpoint(checkpoint)
-    var_list = self.shadow_vars
-    if not all(name in shapes for name in var_list):
-      if all(name in shapes for name in self.raw_vars):
-        print('Warning: %s holds no moving averages; evaluating the raw '
-              'weights.' % checkpoint, flush=True)
-        var_list = self.raw_vars
-    for name, var in sorted(var_list.items()):
-      if name not in shapes:
-        raise cifar10.UserError(
-            'checkpoint %s does not fit this model: it has no variable %s'
-            % (checkpoint, name))
-      if list(shapes[name]) != var.shape.as_list():
-        raise cifar10.UserError(
-            'checkpoint %s does not fit this model: variable %s has shape %s '
-            'there, %s in the model' % (checkpoint, name, list(shapes[name]),
-                                        var.shape.as_list()))
+    var_list = cifar10.checkpoint_var_list(checkpoint, self.shadow_vars,
+                                           self.raw_vars, self.moving_average)
     with self.graph.as_default():
       return tf.train.Saver(var_list)
 
-  def evaluate(self, checkpoint, writer):
-    """Evaluates one checkpoint; returns (correct, total, global_step)."""
+  @contextlib.contextmanager
+  def _session(self, checkpoint):
+    """Yields (session, global step): checkpoint restored, inputs running."""
     saver = self._saver_for(checkpoint)
-    with tf.Session(graph=self.graph) as sess:
+    with tf.Session(graph=self.graph,
+                    config=cifar10.session_config()) as sess:
       saver.restore(sess, checkpoint)
       sess.run(self.local_init)
       step = int(sess.run(self.global_step))
       coord = tf.train.Coordinator()
       threads = tf.train.start_queue_runners(sess=sess, coord=coord)
+      try:
+        yield sess, step
+      finally:
+        coord.request_stop()
+        coord.join(threads, stop_grace_period_secs=10)
+
+  def evaluate(self, checkpoint, writer):
+    """Evaluates one checkpoint; returns (correct, total, global_step)."""
+    with self._session(checkpoint) as (sess, step):
       correct = total = 0
       summary = None
       try:
@@ -105,9 +118,6 @@ class Evaluator(object):
           total += len(batch)
       except tf.errors.OutOfRangeError:
         pass  # every record was read once: the epoch is over
-      finally:
-        coord.request_stop()
-        coord.join(threads, stop_grace_period_secs=10)
     precision = correct / total
     print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
           % (datetime.now(), precision, correct, total, step,
@@ -118,6 +128,60 @@ class Evaluator(object):
     writer.add_summary(event, step)
     writer.flush()
     return correct, total, step
+
+  def softmax_outputs(self, checkpoint):
+    """Returns (probabilities [n, classes], labels [n], global step)."""
+    probabilities, labels = [], []
+    total = 0
+    with self._session(checkpoint) as (sess, step):
+      try:
+        while total < self.num_examples:
+          batch, batch_labels = sess.run([self.probabilities, self.labels])
+          keep = self.num_examples - total
+          probabilities.append(batch[:keep])
+          labels.append(batch_labels[:keep])
+          total += len(batch[:keep])
+      except tf.errors.OutOfRangeError:
+        pass  # every record was read once: the epoch is over
+    return np.concatenate(probabilities), np.concatenate(labels), step
+
+
+def count_correct(probabilities, labels):
+  """Examples whose label scores highest; ties count, as in tf.nn.in_top_k."""
+  label_scores = probabilities[np.arange(len(labels)), labels]
+  return int(np.sum(label_scores >= probabilities.max(axis=1)))
+
+
+def resolve_checkpoint(path):
+  """path itself, or the latest checkpoint when path is a directory."""
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise cifar10.UserError('--checkpoint_paths: no checkpoint in %s' % path)
+    return latest
+  cifar10.read_checkpoint(path)
+  return path
+
+
+def evaluate_ensemble(evaluator, paths):
+  """Evaluates each checkpoint, then the average of their softmax outputs.
+
+  Returns the ensemble's (correct, total).
+  """
+  checkpoints = [resolve_checkpoint(path) for path in paths]
+  summed = None
+  for checkpoint in checkpoints:
+    probabilities, labels, step = evaluator.softmax_outputs(checkpoint)
+    correct = count_correct(probabilities, labels)
+    print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
+          % (datetime.now(), correct / len(labels), correct, len(labels), step,
+             checkpoint), flush=True)
+    summed = probabilities if summed is None else summed + probabilities
+  correct = count_correct(summed / len(checkpoints), labels)
+  print('%s: ensemble of %d checkpoints: precision @ 1 = %.3f (%d/%d correct)'
+        % (datetime.now(), len(checkpoints), correct / len(labels), correct,
+           len(labels)), flush=True)
+  return correct, len(labels)
 
 
 def prepare_eval_dir(eval_dir):
@@ -136,7 +200,11 @@ def evaluate():
   filenames = cifar10_input.data_files(FLAGS.data_dir,
                                        FLAGS.eval_data == 'test')
   available = cifar10_input.count_examples(filenames)
-  evaluator = Evaluator(filenames, min(FLAGS.num_examples, available))
+  evaluator = Evaluator(filenames, min(FLAGS.num_examples, available),
+                        FLAGS.moving_average)
+  if FLAGS.checkpoint_paths:
+    evaluate_ensemble(evaluator, FLAGS.checkpoint_paths)
+    return
   writer = tf.summary.FileWriter(FLAGS.eval_dir, evaluator.graph)
   last_evaluated = None
   said_waiting = False

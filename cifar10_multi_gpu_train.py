@@ -22,6 +22,8 @@ from cifar10 import tf
 import cifar10_train
 
 FLAGS = flags.FLAGS
+# --help lists the flags of the main module only; these are ours too.
+flags.adopt_module_key_flags(cifar10_train)
 flags.DEFINE_integer('num_gpus', 1, 'How many GPUs (towers) to use.',
                      lower_bound=1)
 flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
@@ -93,22 +95,31 @@ def build_towers(images, labels, num_towers, devices):
   """Builds the towers on devices; returns (tower grads, tower 0's loss, ops).
 
   images and labels hold num_towers batches, split here so that every tower
-  dequeues from the same queue. The first tower's losses get the summaries.
+  dequeues from the same queue. Only the first tower gets summaries; the
+  others' would repeat its tags with other values. Likewise only the first
+  tower's batch updates batch normalization's moving statistics (their ops
+  are among the returned ops), which then follow one tower's batches.
   """
   image_splits = tf.split(images, num_towers)
   label_splits = tf.split(labels, num_towers)
   tower_grads = []
   first_loss = None
   summary_deps = []
+  summaries = tf.get_collection_ref(tf.GraphKeys.SUMMARIES)
   with tf.variable_scope(tf.get_variable_scope()):
     for i in range(num_towers):
       with tf.device(devices[i]):
         with tf.name_scope('%s_%d' % (cifar10.TOWER_NAME, i)) as scope:
+          kept = len(summaries)
           loss = tower_loss(scope, image_splits[i], label_splits[i])
+          if i > 0:
+            del summaries[kept:]
           if i == 0:
             first_loss = loss
             summary_deps.append(cifar10.add_loss_summaries(
                 loss, tf.get_collection('losses', scope)))
+            summary_deps.extend(
+                tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope))
           tf.get_variable_scope().reuse_variables()
           tower_grads.append(
               cifar10.optimizer(1.0).compute_gradients(loss))

@@ -24,6 +24,8 @@ import cifar10
 from cifar10 import tf
 
 FLAGS = flags.FLAGS
+# --help lists the flags of the main module only; these are ours too.
+flags.adopt_module_key_flags(cifar10)
 flags.DEFINE_string('train_dir', '/tmp/cifar10_train',
                     'Directory where to write event logs and checkpoints; '
                     'training resumes from the latest checkpoint found there.')
@@ -56,35 +58,48 @@ class _LoggerHook(tf.train.SessionRunHook):
   with the step it happened at.
   """
 
-  def __init__(self, total_loss, examples_per_step, log_frequency):
+  def __init__(self, total_loss, examples_per_step, log_frequency,
+               own_steps=False):
     self._loss = total_loss
     self._examples_per_step = examples_per_step
     self._log_frequency = log_frequency
+    # With other workers also moving global_step, a worker paces its lines
+    # and its examples/sec by the steps it ran itself.
+    self._own_steps = own_steps
     self.step = None
     self.loss = None
+    self.runs = 0
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
 
   def after_create_session(self, session, coord):
     self._start_time = time.time()
-    self._start_step = session.run(self._global_step)
+    self._start_step = self.step = session.run(self._global_step)
+    self._start_runs = self._created_runs = self.runs
+    self._created_step = self.step
 
   def before_run(self, run_context):
     return tf.train.SessionRunArgs([self._global_step, self._loss])
 
   def after_run(self, run_context, run_values):
     step_before, self.loss = run_values.results
-    self.step = step_before + 1
-    if self.step % self._log_frequency == 0:
+    self.runs += 1
+    # global_step fetched beside train_op may be read before or after its
+    # increment; alone, this process knows the step exactly by counting.
+    self.step = (step_before + 1 if self._own_steps else
+                 self._created_step + self.runs - self._created_runs)
+    if (self.runs if self._own_steps else self.step) % self._log_frequency == 0:
       now = time.time()
-      steps = self.step - self._start_step
+      steps = (self.runs - self._start_runs if self._own_steps
+               else self.step - self._start_step)
       sec_per_batch = (now - self._start_time) / max(steps, 1)
       print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)'
             % (datetime.now(), self.step, self.loss,
                self._examples_per_step / sec_per_batch, sec_per_batch),
             flush=True)
       self._start_time, self._start_step = now, self.step
+      self._start_runs = self.runs
 
 
 class _StopOnSignalHook(tf.train.SessionRunHook):
@@ -141,19 +156,39 @@ def prepare_train_dir(train_dir):
 
 
 def session_config(**kwargs):
-  return tf.ConfigProto(log_device_placement=FLAGS.log_device_placement,
-                        **kwargs)
+  """The training session's settings: cifar10's thread and XLA flags."""
+  return cifar10.session_config(
+      log_device_placement=FLAGS.log_device_placement, **kwargs)
+
+
+def checkpoint_saver():
+  """The session's usual sharded saver, but with relative checkpoint paths.
+
+  The `checkpoint` file then names its checkpoints relative to --train_dir,
+  so a moved or copied directory resumes from its own checkpoints rather
+  than from (or, once gone, without) those of its old location.
+  """
+  return tf.train.Saver(sharded=True, allow_empty=True,
+                        save_relative_paths=True)
 
 
 def run_training(train_op, total_loss, examples_per_step, config=None,
-                 hooks=()):
+                 hooks=(), master='', is_chief=True, scaffold=None,
+                 **session_kwargs):
   """Runs train_op until --max_steps, checkpointing into --train_dir.
 
-  Shared by the single- and multi-device scripts. Resumes from the latest
-  checkpoint, logs every --log_frequency steps, stops cleanly on SIGINT or
-  SIGTERM with a final checkpoint, and reports a NaN loss as a UserError.
+  Shared by the single-device, multi-device and distributed scripts. Resumes
+  from the latest checkpoint, logs every --log_frequency steps, stops cleanly
+  on SIGINT or SIGTERM with a final checkpoint, and reports a NaN loss as a
+  UserError. In a cluster, master is this worker's server target, and only
+  the chief initialises, checkpoints and writes summaries; scaffold may
+  bring another saver, and session_kwargs are more MonitoredTrainingSession
+  arguments (max_wait_secs, stop_grace_period_secs, ...).
+  Returns the logger hook: .runs is the number of steps this process ran,
+  .step the last global step it saw.
   """
-  logger = _LoggerHook(total_loss, examples_per_step, FLAGS.log_frequency)
+  logger = _LoggerHook(total_loss, examples_per_step, FLAGS.log_frequency,
+                       own_steps=bool(master))
   stopper = _StopOnSignalHook()
   all_hooks = [tf.train.StopAtStepHook(last_step=FLAGS.max_steps),
                logger, stopper, tf.train.NanTensorHook(total_loss)]
@@ -163,24 +198,42 @@ def run_training(train_op, total_loss, examples_per_step, config=None,
   stopper.install()
   try:
     with tf.train.MonitoredTrainingSession(
+        master=master,
+        is_chief=is_chief,
+        scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
         checkpoint_dir=FLAGS.train_dir,
         hooks=all_hooks,
         save_checkpoint_secs=save_secs,
         save_checkpoint_steps=FLAGS.save_checkpoint_steps,
         save_summaries_steps=FLAGS.save_summaries_steps,
-        config=config or session_config()) as mon_sess:
-      while not mon_sess.should_stop():
-        mon_sess.run(train_op)
+        config=config or session_config(),
+        **session_kwargs) as mon_sess:
+      # StopAtStepHook only checks after a step, so a directory already at
+      # --max_steps (or --max_steps=0) would otherwise train one step more.
+      if logger.step < FLAGS.max_steps:
+        while not mon_sess.should_stop():
+          mon_sess.run(train_op)
   except tf.train.NanLossDuringTrainingError:
     raise cifar10.UserError(
         'loss is NaN at step %s (loss = %s); training stopped, the last '
         'checkpoint in %s is kept' % (logger.step, logger.loss,
                                       FLAGS.train_dir))
+  except tf.errors.InvalidArgumentError as e:
+    # A NaN reaching a histogram summary fails its step before the loss check.
+    if 'Nan in summary histogram' not in e.message:
+      raise
+    raise cifar10.UserError(
+        'NaN at step %s (%s); training stopped, the last checkpoint in %s is '
+        'kept' % (logger.step + 1, e.message[e.message.find('Nan in summary'):]
+                  .splitlines()[0], FLAGS.train_dir))
   finally:
     stopper.uninstall()
   if stopper.signal_name:
-    print('Stopped by %s at step %s; checkpoint saved in %s'
-          % (stopper.signal_name, logger.step, FLAGS.train_dir), flush=True)
+    print('Stopped by %s at step %s%s'
+          % (stopper.signal_name, logger.step,
+             '; checkpoint saved in %s' % FLAGS.train_dir if is_chief else ''),
+          flush=True)
+  return logger
 
 
 def train():

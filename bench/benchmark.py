@@ -1,0 +1,469 @@
+"""Measures training and evaluation speed on this machine and this runtime.
+
+    python bench/benchmark.py                  # the full table, about 10 minutes
+    python bench/benchmark.py --reps 1 --steps 200 --only train,memory
+
+It writes synthetic data in the real CIFAR-10 binary format (50,000 training
+and 10,000 test records by default) into a temporary directory, runs the
+repository's scripts as subprocesses, as a user would, and prints one table:
+
+  * cifar10_train.py, and cifar10_multi_gpu_train.py with 1 and 2 towers
+    (--tower_device cpu): the median of the logged examples/sec after the
+    warm-up steps, the average over the whole run (examples / wall time from
+    launch to exit), the time from launch to the end of the first step, and
+    the process's peak resident memory;
+  * the same training graph fed from memory (a batch held in variables, no
+    input pipeline, a plain session loop): with TensorFlow's default session
+    settings (the compute-ceiling baseline every other row is divided by),
+    and with the training scripts' session settings (the difference to the
+    cifar10_train.py row is what the input pipeline costs);
+  * evaluation: cifar10_eval.py's Evaluator over exactly 10,000 test images
+    from a checkpoint the training rows wrote.
+
+Every figure is the median of --reps repetitions, with their minimum and
+maximum; the rows run in turn within each repetition, so that a slow spell
+of a shared machine falls on all of them alike. Nothing here is a test.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+RECORD_BYTES = 3073
+TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
+TEST_FILE = 'test_batch.bin'
+BATCHES_DIR = 'cifar-10-batches-bin'
+EVAL_EXAMPLES = 10000
+ROWS = ('train', 'multi1', 'multi2', 'memory', 'eval')
+LOG_LINE = re.compile(r'step (\d+), loss = \S+ \(([\d.]+) examples/sec')
+EVAL_LINE = re.compile(r'eval (\d+) images in ([\d.]+) s')
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n\n')[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--reps', type=int, default=3,
+                      help='repetitions of every row (default 3)')
+  parser.add_argument('--steps', type=int, default=400,
+                      help='training steps per run (default 400)')
+  parser.add_argument('--warmup_steps', type=int, default=100,
+                      help='logged figures up to this step are left out of '
+                      'the median (default 100)')
+  parser.add_argument('--only', default=','.join(ROWS),
+                      help='comma-separated subset of: %s (memory runs both '
+                      'memory-fed rows; eval needs a checkpoint, so it '
+                      'trains briefly when train is not chosen)'
+                      % ', '.join(ROWS))
+  parser.add_argument('--batch_size', type=int, default=128)
+  parser.add_argument('--train_records', type=int, default=50000,
+                      help='synthetic training records (five files)')
+  parser.add_argument('--test_records', type=int, default=EVAL_EXAMPLES)
+  parser.add_argument('--work_dir', default=None,
+                      help='where data and checkpoints go (default: a new '
+                      'temporary directory, removed afterwards)')
+  parser.add_argument('--repo', default=REPO,
+                      help='the checkout whose scripts are measured (default: '
+                      'this one), e.g. an older one to compare with')
+  parser.add_argument('--script_args', default='',
+                      help='extra flags for every script run, e.g. "--xla"')
+  parser.add_argument('--label', default='',
+                      help='a word added to every row name, to tell runs '
+                      'apart when comparing')
+  parser.add_argument('--worker', choices=['memory', 'eval'],
+                      help=argparse.SUPPRESS)
+  parser.add_argument('--session', choices=['default', 'train'],
+                      default='default', help=argparse.SUPPRESS)
+  args, rest = parser.parse_known_args(argv)
+  args.rest = rest
+  return args
+
+
+# --- the synthetic data set ---------------------------------------------------
+
+def write_records(path, count, seed):
+  """Writes count random records (labels 0..9, random pixels) to path."""
+  import numpy as np
+  rng = np.random.RandomState(seed)
+  records = rng.randint(0, 256, size=(count, RECORD_BYTES)).astype(np.uint8)
+  records[:, 0] = rng.randint(0, 10, size=count)
+  records.tofile(path)
+
+
+def write_dataset(data_dir, train_records, test_records):
+  batches = os.path.join(data_dir, BATCHES_DIR)
+  os.makedirs(batches)
+  per_file = train_records // len(TRAIN_FILES)
+  for i, name in enumerate(TRAIN_FILES):
+    write_records(os.path.join(batches, name), per_file, seed=i)
+  write_records(os.path.join(batches, TEST_FILE), test_records, seed=99)
+
+
+# --- running one measured process ---------------------------------------------
+
+class Run(object):
+  """One subprocess: its output lines with arrival times, and its peak memory."""
+
+  def __init__(self, cmd, cwd):
+    self.cmd = cmd
+    self.lines = []  # (seconds since launch, line)
+    start = time.time()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    reader = threading.Thread(target=self._read, args=(proc.stdout, start))
+    reader.start()
+    # wait4 gives this child's own peak resident set size, in KiB on Linux.
+    _, status, usage = os.wait4(proc.pid, 0)
+    self.wall = time.time() - start
+    reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(
+        os, 'waitstatus_to_exitcode') else (status >> 8)
+    self.returncode = proc.returncode
+    self.peak_mb = usage.ru_maxrss / 1024.0
+    self.cpu = usage.ru_utime + usage.ru_stime
+    if self.returncode:
+      sys.stderr.write('command failed (exit %d): %s\n%s\n' % (
+          self.returncode, ' '.join(cmd),
+          '\n'.join(l for _, l in self.lines[-20:])))
+      raise SystemExit(1)
+
+  def _read(self, stream, start):
+    for line in stream:
+      self.lines.append((time.time() - start, line.rstrip('\n')))
+
+
+def logged_rates(run, warmup_steps):
+  """The examples/sec figures logged after warmup_steps."""
+  rates = []
+  for _, line in run.lines:
+    match = LOG_LINE.search(line)
+    if match and int(match.group(1)) > warmup_steps:
+      rates.append(float(match.group(2)))
+  return rates
+
+
+def first_step_seconds(train_dir, launch_wall_time):
+  """Seconds from launch to the end of the first step, or None.
+
+  The training session's summary hook writes its first summaries right after
+  the first step, so the wall time of that event marks the step's end.
+  """
+  import glob
+  from cifar10 import tf  # only here: the parent stays light otherwise
+  first = None
+  for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*')):
+    for event in tf.train.summary_iterator(path):
+      if event.HasField('summary') and event.step >= 1:
+        first = event.wall_time if first is None else min(first,
+                                                          event.wall_time)
+        break
+  return None if first is None else first - launch_wall_time
+
+
+# --- the workers: the same graph fed from memory, and the evaluator ------------
+
+def memory_worker(args):
+  """Trains the tutorial's graph on one batch held in variables; logs rates."""
+  from absl import flags
+  import numpy as np
+  sys.path.insert(0, args.repo)
+  import cifar10
+  from cifar10 import tf
+  import cifar10_train
+  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size] + args.rest)
+  batch = args.batch_size
+  rng = np.random.RandomState(0)
+  with tf.Graph().as_default():
+    global_step = tf.train.get_or_create_global_step()
+    images = tf.Variable(
+        rng.standard_normal([batch, 24, 24, 3]).astype(np.float32),
+        trainable=False, name='fed_images')
+    labels = tf.Variable(rng.randint(0, 10, size=[batch]).astype(np.int32),
+                         trainable=False, name='fed_labels')
+    logits = cifar10.inference(images)
+    total_loss = cifar10.loss(logits, labels)
+    train_op = cifar10.train(total_loss, global_step, args.train_records)
+    config = (cifar10_train.session_config() if args.session == 'train'
+              else None)
+    with tf.Session(config=config) as sess:
+      sess.run(tf.global_variables_initializer())
+      start = time.time()
+      for step in range(1, args.steps + 1):
+        _, loss = sess.run([train_op, total_loss])
+        if step % 10 == 0:
+          now = time.time()
+          sec_per_batch = (now - start) / 10
+          print('step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)'
+                % (step, loss, batch / sec_per_batch, sec_per_batch),
+                flush=True)
+          start = now
+
+
+def eval_worker(args):
+  """Times cifar10_eval's Evaluator on the latest checkpoint, twice."""
+  from absl import flags
+  sys.path.insert(0, args.repo)
+  from cifar10 import tf
+  import cifar10_eval
+  import cifar10_input
+  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
+               '--data_dir=%s' % args.data_dir] + args.rest)
+  filenames = cifar10_input.data_files(args.data_dir, True)
+  evaluator = cifar10_eval.Evaluator(filenames, EVAL_EXAMPLES)
+  checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
+  writer = tf.summary.FileWriter(args.eval_dir)
+  for _ in range(2):
+    start = time.time()
+    _, total, _ = evaluator.evaluate(checkpoint, writer)
+    print('eval %d images in %.3f s' % (total, time.time() - start),
+          flush=True)
+  writer.close()
+
+
+# --- the rows -----------------------------------------------------------------
+
+def script_cmd(args, script, train_dir, extra=()):
+  return ([sys.executable, os.path.join(args.repo, script),
+           '--data_dir=%s' % args.data_dir, '--train_dir=%s' % train_dir,
+           '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size]
+          + list(extra) + shlex.split(args.script_args))
+
+
+def worker_cmd(args, worker, extra=()):
+  return ([sys.executable, os.path.abspath(__file__), '--worker', worker,
+           '--repo', args.repo, '--batch_size=%d' % args.batch_size,
+           '--steps=%d' % args.steps,
+           '--train_records=%d' % args.train_records]
+          + list(extra) + shlex.split(args.script_args))
+
+
+def measure_training(args, name, script, extra, rep):
+  """Runs one training script from scratch; returns its figures."""
+  train_dir = os.path.join(args.work_dir, '%s-%d' % (name, rep))
+  shutil.rmtree(train_dir, ignore_errors=True)  # a reused --work_dir
+  launch = time.time()
+  run = Run(script_cmd(args, script, train_dir, extra), args.repo)
+  examples = args.steps * args.batch_size * (2 if name == 'multi2' else 1)
+  rates = logged_rates(run, args.warmup_steps)
+  return {'rate': median(rates), 'average': examples / run.wall,
+          'first_step': first_step_seconds(train_dir, launch),
+          'peak_mb': run.peak_mb, 'train_dir': train_dir,
+          'cpu_ms': 1000.0 * run.cpu / examples}
+
+
+def measure_memory(args, session):
+  run = Run(worker_cmd(args, 'memory', ['--session', session]), args.repo)
+  examples = args.steps * args.batch_size
+  return {'rate': median(logged_rates(run, args.warmup_steps)),
+          'average': examples / run.wall, 'peak_mb': run.peak_mb,
+          'cpu_ms': 1000.0 * run.cpu / examples}
+
+
+def measure_eval(args, checkpoint_dir):
+  eval_dir = os.path.join(args.work_dir, 'eval')
+  run = Run(worker_cmd(args, 'eval', [
+      '--data_dir', args.data_dir, '--checkpoint_dir', checkpoint_dir,
+      '--eval_dir', eval_dir]), args.repo)
+  timings = [(int(m.group(1)), float(m.group(2)))
+             for m in (EVAL_LINE.search(l) for _, l in run.lines) if m]
+  if not timings or timings[-1][0] != EVAL_EXAMPLES:
+    raise SystemExit('evaluation did not cover exactly %d images: %s'
+                     % (EVAL_EXAMPLES, timings))
+  # The second evaluation is the steady one (the first also warms kernels up).
+  return {'rate': timings[-1][0] / timings[-1][1],
+          'average': timings[0][0] / timings[0][1], 'peak_mb': run.peak_mb}
+
+
+# --- the report ---------------------------------------------------------------
+
+def median(values):
+  values = sorted(v for v in values if v is not None)
+  if not values:
+    return None
+  mid = len(values) // 2
+  return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def spread(values, fmt):
+  """'median [min-max]' of the figures, in fmt."""
+  values = [v for v in values if v is not None]
+  if not values:
+    return '-'
+  if len(values) == 1:
+    return fmt % values[0]
+  return (fmt + ' [' + fmt + '-' + fmt + ']') % (median(values), min(values),
+                                                 max(values))
+
+
+def cpu_model():
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except IOError:
+    pass
+  return platform.processor() or 'unknown CPU'
+
+
+def runtime_description(args):
+  code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r); import cifar10; '
+          'import tensorflow as t; print(t.__version__)' % args.repo)
+  version = subprocess.check_output([sys.executable, '-c', code],
+                                    universal_newlines=True).strip()
+  return 'TensorFlow %s, Python %s' % (version.splitlines()[-1],
+                                       platform.python_version())
+
+
+def thread_settings(args):
+  code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
+          'from absl import flags\n'
+          'import cifar10_train, cifar10_input\n'
+          'flags.FLAGS(["x"] + %r)\n'
+          'c = cifar10_train.session_config()\n'
+          'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
+          'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
+          'cifar10_input.NUM_PREPROCESS_THREADS))'
+          % (args.repo, shlex.split(args.script_args)))
+  out = subprocess.check_output([sys.executable, '-c', code],
+                                universal_newlines=True)
+  return out.strip().splitlines()[-1] + ' (0 = TensorFlow decides)'
+
+
+ROW_TITLES = [
+    ('train', 'cifar10_train.py'),
+    ('multi1', 'cifar10_multi_gpu_train.py, 1 tower (cpu)'),
+    ('multi2', 'cifar10_multi_gpu_train.py, 2 towers (cpu)'),
+    ('memory_default', 'same graph fed from memory, default session (baseline)'),
+    ('memory_train', 'same graph fed from memory, training session settings'),
+    ('eval', 'cifar10_eval.py Evaluator, 10,000 images (images/sec)'),
+]
+
+
+def print_table(args, results):
+  base = [r['rate'] for r in results.get('memory_default', [])]
+  print()
+  print('| %s | examples/sec, median of logged after step %d [min-max] '
+        '| vs baseline | average start to finish | start to first step (s) '
+        '| peak memory (MB) | CPU ms per example |'
+        % ('row' + args.label, args.warmup_steps))
+  print('|---|---|---|---|---|---|---|')
+  for key, title in ROW_TITLES:
+    runs = results.get(key)
+    if not runs:
+      continue
+    rates = [r['rate'] for r in runs]
+    ratio = ('%.2fx' % (median(rates) / median(base))
+             if base and key != 'eval' else '-')
+    if args.label:
+      title += ' ' + args.label
+    print('| %s | %s | %s | %s | %s | %s | %s |' % (
+        title, spread(rates, '%.0f'), ratio,
+        spread([r['average'] for r in runs], '%.0f'),
+        spread([r.get('first_step') for r in runs], '%.1f'),
+        spread([r['peak_mb'] for r in runs], '%.0f'),
+        spread([r.get('cpu_ms') for r in runs], '%.2f')))
+  print()
+  print('CPU ms per example: the process\'s user + system CPU time over the '
+        'examples it trained, start-up included; it varies less than wall '
+        'time on a shared machine.')
+  if 'eval' in results:
+    print('eval: "examples/sec" is the second evaluation in the process; '
+          '"average" is the first (with kernel warm-up).')
+
+
+def main(argv):
+  args = parse_args(argv)
+  args.repo = os.path.abspath(args.repo)
+  if args.worker == 'memory':
+    return memory_worker(args)
+  if args.worker == 'eval':
+    args.data_dir, args.checkpoint_dir, args.eval_dir = _take(
+        args.rest, ['--data_dir', '--checkpoint_dir', '--eval_dir'])
+    return eval_worker(args)
+  chosen = [r for r in args.only.split(',') if r]
+  unknown = set(chosen) - set(ROWS)
+  if unknown:
+    sys.stderr.write('benchmark.py: error: --only: unknown rows %s\n'
+                     % ', '.join(sorted(unknown)))
+    return 2
+  own_dir = args.work_dir is None
+  args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
+  args.data_dir = os.path.join(args.work_dir, 'data')
+  sys.path.insert(0, args.repo)
+  try:
+    if not os.path.isdir(os.path.join(args.data_dir, BATCHES_DIR)):
+      write_dataset(args.data_dir, args.train_records, args.test_records)
+    print('runtime: %s' % runtime_description(args))
+    print('machine: %s, %d cores available to this process (of %d)' % (
+        cpu_model(), len(os.sched_getaffinity(0)), os.cpu_count()))
+    print('threads: %s' % thread_settings(args))
+    print('run: %d repetitions x %d steps, batch %d, %d training + %d test '
+          'records, script flags: %s' % (
+              args.reps, args.steps, args.batch_size, args.train_records,
+              args.test_records, args.script_args or '(none)'))
+    results = {}
+    for rep in range(args.reps):
+      checkpoint_dir = None
+      for key, script, extra in [
+          ('train', 'cifar10_train.py', []),
+          ('multi1', 'cifar10_multi_gpu_train.py',
+           ['--num_gpus=1', '--tower_device=cpu']),
+          ('multi2', 'cifar10_multi_gpu_train.py',
+           ['--num_gpus=2', '--tower_device=cpu'])]:
+        if key in chosen:
+          result = measure_training(args, key, script, extra, rep)
+          results.setdefault(key, []).append(result)
+          checkpoint_dir = checkpoint_dir or result['train_dir']
+          print('  rep %d %s: %.0f examples/sec, %.2f CPU ms/example'
+                % (rep + 1, key, result['rate'], result['cpu_ms']),
+                flush=True)
+      if 'memory' in chosen:
+        for session in ('default', 'train'):
+          result = measure_memory(args, session)
+          results.setdefault('memory_' + session, []).append(result)
+          print('  rep %d memory (%s session): %.0f examples/sec, %.2f CPU '
+                'ms/example' % (rep + 1, session, result['rate'],
+                                result['cpu_ms']), flush=True)
+      if 'eval' in chosen:
+        if checkpoint_dir is None:
+          saved_steps, args.steps = args.steps, 20
+          checkpoint_dir = measure_training(
+              args, 'for-eval', 'cifar10_train.py', [], rep)['train_dir']
+          args.steps = saved_steps
+        result = measure_eval(args, checkpoint_dir)
+        results.setdefault('eval', []).append(result)
+        print('  rep %d eval: %.0f images/sec' % (rep + 1, result['rate']),
+              flush=True)
+    print_table(args, results)
+  finally:
+    if own_dir:
+      shutil.rmtree(args.work_dir, ignore_errors=True)
+  return 0
+
+
+def _take(rest, names):
+  """Values of --name VALUE pairs in rest, removing them from it."""
+  values = []
+  for name in names:
+    i = rest.index(name)
+    values.append(rest[i + 1])
+    del rest[i:i + 2]
+  return values
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))

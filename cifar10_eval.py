@@ -19,6 +19,7 @@ from __future__ import print_function
 import contextlib
 from datetime import datetime
 import os
+import signal
 import time
 
 from absl import flags
@@ -229,6 +230,9 @@ def evaluate():
           print('Skipping: %s' % e, flush=True)
       if FLAGS.run_once:
         return
+      # TensorFlow 2.x's session runtime can take over SIGINT at the C level;
+      # re-arming Python's handler keeps Ctrl-C able to stop the watch.
+      signal.signal(signal.SIGINT, signal.default_int_handler)
       time.sleep(FLAGS.eval_interval_secs)
   except KeyboardInterrupt:
     print('Interrupted; stopping.', flush=True)

@@ -74,6 +74,21 @@ flags.DEFINE_integer('batch_size', 128, 'Number of images to process in a batch.
                      lower_bound=1)
 flags.DEFINE_string('data_dir', '/tmp/cifar10_data',
                     'Path to the CIFAR-10 data directory.')
+flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'cifar100'],
+                  'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir) '
+                  'or CIFAR-100 (cifar-100-binary/).')
+flags.DEFINE_enum('cifar100_labels', 'fine', ['fine', 'coarse'],
+                  'With --dataset=cifar100: its 100 fine classes or its 20 '
+                  'coarse ones.')
+flags.DEFINE_integer('validation_examples', 0,
+                     'Hold the last N training records out of training; '
+                     'cifar10_eval.py --eval_data=validation evaluates them '
+                     '(give it the same N).', lower_bound=0)
+flags.DEFINE_float('min_fraction_of_examples_in_queue',
+                   cifar10_input.MIN_FRACTION_OF_EXAMPLES_IN_QUEUE,
+                   'Fraction of an epoch the shuffling queue holds before '
+                   'training starts; smaller starts sooner but shuffles '
+                   'less.', lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_boolean('use_fp16', False, 'Train the model using fp16.')
 flags.DEFINE_string('data_url', None,
                     'Where to download the data from (default: the official '
@@ -154,9 +169,9 @@ flags.DEFINE_enum('top_layers', TOP_LAYERS,
 NUM_CLASSES = cifar10_input.NUM_CLASSES
 TOWER_NAME = 'tower'
 
-DATA_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'
-DATA_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530'
-TARBALL = 'cifar-10-binary.tar.gz'
+DATA_URL = cifar10_input.CIFAR10.url
+DATA_MD5 = cifar10_input.CIFAR10.md5
+TARBALL = cifar10_input.CIFAR10.tarball
 DOWNLOAD_TIMEOUT_SECS = 60
 
 
@@ -342,15 +357,17 @@ def _flatten(x):
 
 
 def inference(images, train=True, norm=None, top_layers=None,
-              dropout_keep_prob=None):
+              dropout_keep_prob=None, num_classes=None):
   """Builds the tutorial's network; returns unnormalized logits [batch, 10].
 
   The variables take the dtype of `images` (float16 with --use_fp16).
   train=False builds it for evaluation: no dropout, and batch normalization
   with its moving statistics. norm, top_layers and dropout_keep_prob default
   to the flags of the same names; their defaults build the tutorial's graph.
+  num_classes defaults to that of --dataset (10 for CIFAR-10).
   """
   dtype = images.dtype
+  num_classes = num_classes or dataset().num_classes
   norm = _setting('norm', norm)
   top_layers = _setting('top_layers', top_layers)
   keep_prob = _setting('dropout_keep_prob', dropout_keep_prob)
@@ -373,8 +390,8 @@ def inference(images, train=True, norm=None, top_layers=None,
   with tf.variable_scope('softmax_linear') as scope:
     dim = local4.shape.as_list()[1]
     weights = _variable_with_weight_decay(
-        'weights', [dim, NUM_CLASSES], 1.0 / dim, None, dtype)
-    biases = _variable_on_cpu('biases', [NUM_CLASSES],
+        'weights', [dim, num_classes], 1.0 / dim, None, dtype)
+    biases = _variable_on_cpu('biases', [num_classes],
                               tf.constant_initializer(0.0), dtype)
     softmax_linear = tf.add(tf.matmul(local4, weights), biases, name=scope.name)
   _activation_summary(softmax_linear, 'softmax_linear')
@@ -509,22 +526,74 @@ def variables_to_restore():
 
 
 def _cast_for_model(images):
-  return tf.cast(images, tf.float16) if FLAGS.use_fp16 else images
+  return tf.cast(images, tf.float16) if _setting('use_fp16', None) else images
+
+
+def dataset():
+  """The cifar10_input.Dataset that --dataset and --cifar100_labels name."""
+  return cifar10_input.dataset(_setting('dataset', None),
+                               _setting('cifar100_labels', None))
+
+
+def data_split(split):
+  """(filenames, records, number of examples) of one split of --data_dir.
+
+  split: 'train' (the training files less their last --validation_examples
+  records; 'train_eval' is the same records), 'validation' (those last
+  records) or 'test'. records is the (start, stop) range over the files,
+  for cifar10_input's `records` arguments. Raises UserError when
+  --validation_examples does not fit.
+  """
+  ds = dataset()
+  filenames = cifar10_input.data_files(_setting('data_dir', None),
+                                       split == 'test', ds)
+  total = cifar10_input.count_examples(filenames, ds)
+  if split == 'test':
+    return filenames, None, total
+  held_out = _setting('validation_examples', None)
+  if held_out >= total:
+    raise UserError('--validation_examples=%d: must be less than the %d '
+                    'training records' % (held_out, total))
+  if split == 'validation':
+    if not held_out:
+      raise UserError('--eval_data=validation needs --validation_examples=N, '
+                      'the N that training held out')
+    return filenames, (total - held_out, total), held_out
+  return filenames, (0, total - held_out), total - held_out
 
 
 def distorted_inputs(batch_size=None, **kwargs):
-  """Training batches from --data_dir, --batch_size, --use_fp16."""
+  """Training batches of --data_dir's training split, per the flags.
+
+  The flags decide the batch size, dataset, validation hold-out, queue fill
+  and --use_fp16; keyword arguments go to cifar10_input.distorted_inputs
+  and override them (filenames given: all of those files, no hold-out).
+  """
+  if 'filenames' not in kwargs:
+    kwargs['filenames'], kwargs['records'], examples = data_split('train')
+    kwargs.setdefault('num_examples_per_epoch', examples)
+  kwargs.setdefault('ds', dataset())
+  kwargs.setdefault('min_fraction_of_examples_in_queue',
+                    _setting('min_fraction_of_examples_in_queue', None))
   images, labels = cifar10_input.distorted_inputs(
-      data_dir=FLAGS.data_dir, batch_size=batch_size or FLAGS.batch_size,
-      **kwargs)
+      data_dir=_setting('data_dir', None),
+      batch_size=batch_size or _setting('batch_size', None), **kwargs)
   return _cast_for_model(images), labels
 
 
 def inputs(eval_data, **kwargs):
-  """Evaluation batches from --data_dir, --batch_size, --use_fp16."""
+  """Evaluation batches from --data_dir, --batch_size, --use_fp16.
+
+  eval_data: True or 'test' for the test file, 'validation' for the held-out
+  training records, False or 'train_eval' for the training split.
+  """
+  split = {True: 'test', False: 'train_eval'}.get(eval_data, eval_data)
+  if 'filenames' not in kwargs:
+    kwargs['filenames'], kwargs['records'], _ = data_split(split)
+  kwargs.setdefault('ds', dataset())
   images, labels = cifar10_input.inputs(
-      eval_data=eval_data, data_dir=FLAGS.data_dir,
-      batch_size=FLAGS.batch_size, **kwargs)
+      eval_data=split == 'test', data_dir=_setting('data_dir', None),
+      batch_size=_setting('batch_size', None), **kwargs)
   return _cast_for_model(images), labels
 
 
@@ -536,14 +605,14 @@ def _md5(path):
   return digest.hexdigest()
 
 
-def _download(url, dest_dir, expected_md5):
-  """Downloads url into dest_dir/TARBALL, verified; returns the path.
+def _download(url, dest_dir, expected_md5, tarball=TARBALL):
+  """Downloads url into dest_dir/tarball, verified; returns the path.
 
   The bytes go to a temporary file first, renamed only once complete and
-  verified, so TARBALL is never a partial or corrupt file.
+  verified, so tarball is never a partial or corrupt file.
   """
-  final = os.path.join(dest_dir, TARBALL)
-  fd, part = tempfile.mkstemp(prefix=TARBALL + '.', suffix='.part',
+  final = os.path.join(dest_dir, tarball)
+  fd, part = tempfile.mkstemp(prefix=tarball + '.', suffix='.part',
                               dir=dest_dir)
   try:
     with os.fdopen(fd, 'wb') as out:
@@ -555,7 +624,7 @@ def _download(url, dest_dir, expected_md5):
         received += len(chunk)
         if sys.stderr.isatty():
           sys.stderr.write('\r>> Downloading %s %.1f%%' % (
-              TARBALL, 100.0 * received / max(expected_size, 1)))
+              tarball, 100.0 * received / max(expected_size, 1)))
           sys.stderr.flush()
       if sys.stderr.isatty():
         sys.stderr.write('\n')
@@ -567,7 +636,7 @@ def _download(url, dest_dir, expected_md5):
       raise DownloadError('%s: checksum mismatch, MD5 %s, expected %s'
                           % (url, actual_md5, expected_md5))
     os.rename(part, final)
-    print('Successfully downloaded %s (%d bytes).' % (TARBALL, received))
+    print('Successfully downloaded %s (%d bytes).' % (tarball, received))
     return final
   except urllib.error.HTTPError as e:
     # Its `reason` alone ("Not Found") would hide the status code.
@@ -580,17 +649,17 @@ def _download(url, dest_dir, expected_md5):
       os.remove(part)
 
 
-def _extract(tarball, dest_dir):
-  """Unpacks BATCHES_DIR from tarball into dest_dir, all or nothing."""
+def _extract(tarball, dest_dir, ds):
+  """Unpacks ds.batches_dir from tarball into dest_dir, all or nothing."""
   staging = tempfile.mkdtemp(prefix='.extract-', dir=dest_dir)
   try:
     try:
       with tarfile.open(tarball, 'r:gz') as tar:
         members = [m for m in tar.getmembers()
-                   if m.name.split('/')[0] == cifar10_input.BATCHES_DIR]
+                   if m.name.split('/')[0] == ds.batches_dir]
         if not members:
           raise DownloadError('%s: holds no %s/ directory'
-                              % (tarball, cifar10_input.BATCHES_DIR))
+                              % (tarball, ds.batches_dir))
         for m in members:
           if not (m.isfile() or m.isdir()) or '..' in m.name.split('/'):
             raise DownloadError('%s: unsafe member %s' % (tarball, m.name))
@@ -598,28 +667,33 @@ def _extract(tarball, dest_dir):
     except (tarfile.TarError, IOError, OSError, EOFError) as e:
       raise DownloadError('%s: not a readable gzip tar file: %s' % (tarball, e))
     try:
-      cifar10_input.count_examples(cifar10_input.data_files(staging, False) +
-                                   cifar10_input.data_files(staging, True))
+      cifar10_input.count_examples(
+          cifar10_input.data_files(staging, False, ds) +
+          cifar10_input.data_files(staging, True, ds), ds)
     except DataError as e:
       # Name the tarball's member, not the staging copy about to be removed.
       raise DownloadError('%s: %s' % (
           tarball, str(e).replace(staging + os.sep, '')))
-    os.rename(os.path.join(staging, cifar10_input.BATCHES_DIR),
-              os.path.join(dest_dir, cifar10_input.BATCHES_DIR))
+    os.rename(os.path.join(staging, ds.batches_dir),
+              os.path.join(dest_dir, ds.batches_dir))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def maybe_download_and_extract(data_dir=None, url=None, expected_md5=DATA_MD5):
+def maybe_download_and_extract(data_dir=None, url=None, expected_md5=None,
+                               ds=None):
   """Makes sure data_dir/cifar-10-batches-bin/ exists, downloading if needed.
 
   Present data is left alone. A verified tarball already in data_dir is
   unpacked without downloading it again. Raises DownloadError (one line naming
   the directory, the URL and the manual way) when the data cannot be had.
+  ds (default: --dataset's) picks the directory, URL, checksum and tarball.
   """
+  ds = ds or dataset()
   data_dir = data_dir or FLAGS.data_dir
-  url = url or _data_url()
-  batches = os.path.join(data_dir, cifar10_input.BATCHES_DIR)
+  url = url or _data_url(ds)
+  expected_md5 = expected_md5 or ds.md5
+  batches = os.path.join(data_dir, ds.batches_dir)
   if os.path.isdir(batches):
     return
   created = _missing_dirs(data_dir)
@@ -630,10 +704,10 @@ def maybe_download_and_extract(data_dir=None, url=None, expected_md5=DATA_MD5):
         os.makedirs(data_dir)
     except OSError as e:
       raise DownloadError('cannot create the directory: %s' % e.strerror)
-    tarball = os.path.join(data_dir, TARBALL)
+    tarball = os.path.join(data_dir, ds.tarball)
     if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
-      tarball = downloaded = _download(url, data_dir, expected_md5)
-    _extract(tarball, data_dir)
+      tarball = downloaded = _download(url, data_dir, expected_md5, ds.tarball)
+    _extract(tarball, data_dir, ds)
   except DataError as e:
     # A failed attempt leaves the disk as it was: a tarball that cannot be
     # unpacked would only make the next attempt fail without downloading.
@@ -647,7 +721,7 @@ def maybe_download_and_extract(data_dir=None, url=None, expected_md5=DATA_MD5):
     raise DownloadError(
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
         'download that file by hand and unpack it into %s'
-        % (data_dir, cifar10_input.BATCHES_DIR, url, e, data_dir))
+        % (data_dir, ds.batches_dir, url, e, data_dir))
 
 
 def _missing_dirs(path):
@@ -660,10 +734,12 @@ def _missing_dirs(path):
   return missing
 
 
-def _data_url():
+def _data_url(ds):
   if flags.FLAGS.is_parsed() and FLAGS.data_url:
     return FLAGS.data_url
-  return os.environ.get('CIFAR10_DATA_URL') or DATA_URL
+  if ds.name == 'cifar10':
+    return os.environ.get('CIFAR10_DATA_URL') or ds.url
+  return ds.url
 
 
 class UserError(Exception):
@@ -709,7 +785,8 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True):
       print('Warning: %s holds no moving averages; using the raw weights.'
             % checkpoint, flush=True)
       var_list = raw_vars
-  hint = ' (was it trained with other --norm or --top_layers?)'
+  hint = (' (was it trained with other --norm, --top_layers, --dataset or '
+          '--optimizer, or by another training script?)')
   for name, var in sorted(var_list.items()):
     if name not in shapes:
       raise UserError('checkpoint %s does not fit this model: it has no '

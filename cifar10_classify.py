@@ -11,8 +11,10 @@ prepared by TensorFlow the way evaluation prepares the test images: scaled to
 CIFAR-10's 32x32, cropped to the central 24x24, then standardized. The model
 runs with the moving averages of its weights, as in evaluation; the model
 flags (--norm, --top_layers, --use_fp16) must be those it was trained with.
-Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt, or
-are CIFAR-10's own when that file is absent. A file that cannot be read or
+Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt (with
+--dataset=cifar100, cifar-100-binary/fine_label_names.txt or
+coarse_label_names.txt), or are CIFAR-10's own (CIFAR-100's class numbers)
+when that file is absent. A file that cannot be read or
 decoded is reported on stderr and skipped; the exit status is then 1.
 """
 from __future__ import absolute_import
@@ -33,29 +35,31 @@ FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(cifar10)
 flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
                     'Directory of the checkpoints; the latest is used.')
-flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show.',
-                     lower_bound=1, upper_bound=cifar10.NUM_CLASSES)
+flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
+                     '(at most the number of classes).', lower_bound=1)
 
-META_FILE = 'batches.meta.txt'
 CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
                        'frog', 'horse', 'ship', 'truck')
 
 
-def class_names(data_dir):
+def class_names(data_dir, ds=cifar10_input.CIFAR10):
   """The names of the classes, in label order, from the data's meta file."""
-  path = os.path.join(data_dir, cifar10_input.BATCHES_DIR, META_FILE)
+  path = os.path.join(data_dir, ds.batches_dir, ds.label_names)
   if not os.path.isfile(path):
-    sys.stderr.write('Note: no %s; using the CIFAR-10 class names.\n' % path)
-    return list(CIFAR10_CLASS_NAMES)
+    if ds.name == 'cifar10':
+      sys.stderr.write('Note: no %s; using the CIFAR-10 class names.\n' % path)
+      return list(CIFAR10_CLASS_NAMES)
+    sys.stderr.write('Note: no %s; naming the classes by number.\n' % path)
+    return ['class %d' % i for i in range(ds.num_classes)]
   try:
     with open(path) as f:
       names = [line.strip() for line in f if line.strip()]
   except (IOError, OSError, UnicodeDecodeError) as e:
     raise cifar10.UserError('%s: cannot read it: %s' % (path, e))
-  if len(names) < cifar10.NUM_CLASSES:
+  if len(names) < ds.num_classes:
     raise cifar10.UserError('%s: names %d classes, the model has %d'
-                            % (path, len(names), cifar10.NUM_CLASSES))
-  return names[:cifar10.NUM_CLASSES]
+                            % (path, len(names), ds.num_classes))
+  return names[:ds.num_classes]
 
 
 def prepare_image(contents):
@@ -137,7 +141,11 @@ def main(argv):
   if checkpoint is None:
     raise cifar10.UserError('No checkpoint file found in --checkpoint_dir=%s'
                             % FLAGS.checkpoint_dir)
-  names = class_names(FLAGS.data_dir)
+  ds = cifar10.dataset()
+  if FLAGS.top_k > ds.num_classes:
+    raise cifar10.UserError('--top_k=%d: the model has only %d classes'
+                            % (FLAGS.top_k, ds.num_classes))
+  names = class_names(FLAGS.data_dir, ds)
   classifier = Classifier(checkpoint, FLAGS.top_k)
   try:
     failed = classify(paths, classifier, names)

@@ -27,16 +27,16 @@ import numpy as np
 
 import cifar10
 from cifar10 import tf
-import cifar10_input
 
 FLAGS = flags.FLAGS
 # --help lists the flags of the main module only; these are ours too.
 flags.adopt_module_key_flags(cifar10)
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
                     'Directory where to write event logs.')
-flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval'],
-                  'Either "test" (the test file) or "train_eval" (the '
-                  'training files).')
+flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval', 'validation'],
+                  '"test" (the test file), "train_eval" (the training '
+                  'records) or "validation" (the last --validation_examples '
+                  'training records, held out of training).')
 flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
                     'Directory where to read model checkpoints.')
 flags.DEFINE_integer('eval_interval_secs', 300,
@@ -57,14 +57,15 @@ flags.DEFINE_list('checkpoint_paths', [],
 class Evaluator(object):
   """The evaluation graph, built once and run for each checkpoint."""
 
-  def __init__(self, filenames, num_examples, moving_average=True):
+  def __init__(self, filenames, num_examples, moving_average=True,
+               records=None):
     self.num_examples = num_examples
     self.moving_average = moving_average
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.global_step = tf.train.get_or_create_global_step()
       images, labels = cifar10.inputs(
-          eval_data=FLAGS.eval_data == 'test', filenames=filenames,
+          eval_data=FLAGS.eval_data, filenames=filenames, records=records,
           num_epochs=1)
       logits = tf.cast(cifar10.inference(images, train=False), tf.float32)
       self.correct = tf.nn.in_top_k(logits, labels, 1)
@@ -198,11 +199,9 @@ def prepare_eval_dir(eval_dir):
 
 def evaluate():
   """Evaluates the latest checkpoint once, or each new one as it appears."""
-  filenames = cifar10_input.data_files(FLAGS.data_dir,
-                                       FLAGS.eval_data == 'test')
-  available = cifar10_input.count_examples(filenames)
+  filenames, records, available = cifar10.data_split(FLAGS.eval_data)
   evaluator = Evaluator(filenames, min(FLAGS.num_examples, available),
-                        FLAGS.moving_average)
+                        FLAGS.moving_average, records)
   if FLAGS.checkpoint_paths:
     evaluate_ensemble(evaluator, FLAGS.checkpoint_paths)
     return

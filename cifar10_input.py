@@ -3,7 +3,13 @@
 The binary format: every record is one label byte (0..9) followed by 3,072 pixel
 bytes, stored depth-major (1,024 red, then green, then blue, each 32x32 row-major).
 Files have no header or footer, so the number of examples in a file is its size
-divided by the record size; it is read from the files, never assumed.
+divided by the record size; it is read from the files, never assumed. CIFAR-100
+has the same layout with two label bytes (coarse, then fine); a `Dataset`
+describes either.
+
+A `records` range (start, stop) over the concatenated files selects part of
+them, which is how the last records of the training files are held out as a
+validation set.
 
 `distorted_inputs` feeds training (random crops, flips and colour changes, shuffled
 batches); `inputs` feeds evaluation (central crop, in file order, each record once
@@ -13,6 +19,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import collections
 import os
 
 import numpy as np
@@ -33,6 +40,55 @@ BATCHES_DIR = 'cifar-10-batches-bin'
 TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
 EVAL_FILES = ['test_batch.bin']
 
+
+class Dataset(collections.namedtuple('Dataset', [
+    'name', 'batches_dir', 'train_files', 'eval_files', 'label_classes',
+    'label_byte', 'url', 'md5', 'tarball', 'label_names'])):
+  """One binary dataset: where its files are, how to read a label, where from.
+
+  Each record starts with one byte per entry of label_classes (that label's
+  number of classes); label_byte picks the label the model learns, and
+  label_names is the file in batches_dir naming its classes, one per line.
+  """
+
+  @property
+  def label_bytes(self):
+    return len(self.label_classes)
+
+  @property
+  def num_classes(self):
+    return self.label_classes[self.label_byte]
+
+  @property
+  def record_bytes(self):
+    return self.label_bytes + IMAGE_BYTES
+
+
+CIFAR10 = Dataset(
+    name='cifar10', batches_dir=BATCHES_DIR, train_files=TRAIN_FILES,
+    eval_files=EVAL_FILES, label_classes=(NUM_CLASSES,), label_byte=0,
+    url='https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+    md5='c32a1d4ab5d03f1284b67883e8d87530', tarball='cifar-10-binary.tar.gz',
+    label_names='batches.meta.txt')
+CIFAR100 = Dataset(
+    name='cifar100', batches_dir='cifar-100-binary', train_files=['train.bin'],
+    eval_files=['test.bin'], label_classes=(20, 100), label_byte=1,
+    url='https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
+    md5='03b5dce01913d631647c71ecec9e9cb8', tarball='cifar-100-binary.tar.gz',
+    label_names='fine_label_names.txt')
+CIFAR100_COARSE = CIFAR100._replace(label_byte=0,
+                                    label_names='coarse_label_names.txt')
+
+
+def dataset(name='cifar10', cifar100_labels='fine'):
+  """The Dataset called name; CIFAR-100 with its fine or coarse labels."""
+  if name == 'cifar10':
+    return CIFAR10
+  if name == 'cifar100':
+    return CIFAR100_COARSE if cifar100_labels == 'coarse' else CIFAR100
+  raise ValueError('unknown dataset %r' % name)
+
+
 # The tutorial's input hyper-parameters.
 IMAGE_SIZE = 24                         # side of the crop fed to the network
 # The tutorial ran 16 threads, each distorting one image at a time. Reading and
@@ -51,47 +107,95 @@ class DataError(Exception):
   """A data file is missing or malformed; the message names the file."""
 
 
-def data_files(data_dir, eval_data):
+def data_files(data_dir, eval_data, ds=CIFAR10):
   """Returns the paths of the training files, or of the test file if eval_data."""
-  names = EVAL_FILES if eval_data else TRAIN_FILES
-  return [os.path.join(data_dir, BATCHES_DIR, name) for name in names]
+  names = ds.eval_files if eval_data else ds.train_files
+  return [os.path.join(data_dir, ds.batches_dir, name) for name in names]
 
 
-def count_examples(filenames, num_classes=NUM_CLASSES):
+def count_examples(filenames, ds=CIFAR10):
   """Checks every file and returns how many records they hold together.
 
   Raises DataError naming the first file that is missing, empty, not a whole
-  number of records, or holding a label outside 0..num_classes-1. Scanning the
-  label bytes is cheap and turns a silent training on garbage into an error.
+  number of records, or holding a label outside its range (every label byte
+  of every record is checked). Scanning the labels is cheap and turns a silent training
+  on garbage into an error.
   """
+  record_bytes = ds.record_bytes
   total = 0
   for path in filenames:
     if not os.path.isfile(path):
       raise DataError('%s: file not found' % path)
     size = os.path.getsize(path)
-    if size == 0 or size % RECORD_BYTES:
+    if size == 0 or size % record_bytes:
       raise DataError('%s: size %d bytes is not a positive multiple of the '
-                      'record size %d' % (path, size, RECORD_BYTES))
-    labels = np.fromfile(path, dtype=np.uint8)[::RECORD_BYTES]
-    bad = np.flatnonzero(labels >= num_classes)
-    if bad.size:
-      raise DataError('%s: record %d has label %d, outside 0..%d'
-                      % (path, bad[0], labels[bad[0]], num_classes - 1))
-    total += size // RECORD_BYTES
+                      'record size %d' % (path, size, record_bytes))
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, record_bytes)
+    for byte, limit in enumerate(ds.label_classes):
+      labels = records[:, byte]
+      bad = np.flatnonzero(labels >= limit)
+      if bad.size:
+        raise DataError('%s: record %d has label %d, outside 0..%d'
+                        % (path, bad[0], labels[bad[0]], limit - 1))
+    total += size // record_bytes
   return total
 
 
-def _decode(records):
+def record_ranges(filenames, records=None, ds=CIFAR10):
+  """The part of each file that the global range records=(start, stop) covers.
+
+  records counts over the files concatenated in order (None: all of them).
+  Returns [(path, first, end)] for the files with at least one record in the
+  range, record numbers local to each file, and the number of records.
+  """
+  sizes = [os.path.getsize(path) // ds.record_bytes for path in filenames]
+  start, stop = records if records is not None else (0, sum(sizes))
+  ranges = []
+  offset = 0
+  for path, size in zip(filenames, sizes):
+    first, end = max(start - offset, 0), min(stop - offset, size)
+    if first < end:
+      ranges.append((path, first, end))
+    offset += size
+  return ranges, sum(end - first for _, first, end in ranges)
+
+
+def _select(keys, values, ranges, ds):
+  """The values whose reader keys ("<file>:<record number>") are in ranges.
+
+  Returns values unchanged, adding no op, when every range is a whole file.
+  """
+  whole = all(first == 0 and end * ds.record_bytes == os.path.getsize(path)
+              for path, first, end in ranges)
+  if whole:
+    return values
+  with tf.name_scope('select_records'):
+    files = tf.strings.regex_replace(keys, r':[0-9]+$', '')
+    numbers = tf.strings.to_number(
+        tf.strings.regex_replace(keys, r'^.*:', ''), tf.int64)
+    paths = tf.constant([path for path, _, _ in ranges])
+    firsts = tf.constant([first for _, first, _ in ranges], tf.int64)
+    ends = tf.constant([end for _, _, end in ranges], tf.int64)
+    in_file = tf.equal(tf.expand_dims(files, 1), paths)
+    numbers = tf.expand_dims(numbers, 1)
+    keep = tf.reduce_any(in_file & (numbers >= firsts) & (numbers < ends), 1)
+    return tf.boolean_mask(values, keep)
+
+
+def _decode(records, ds=CIFAR10):
   """Splits raw records (a string tensor of any shape) into labels and images.
 
   Returns int32 labels of the records' shape and float32 images of that shape
   plus [32, 32, 3].
   """
-  raw = tf.decode_raw(records, tf.uint8)
   outer = tf.shape(records)
-  label = tf.cast(raw[..., 0], tf.int32)
+  # The explicit record length keeps the shape right for an empty batch (all
+  # of a read held out), which decode_raw alone would make [0, 0].
+  raw = tf.reshape(tf.decode_raw(records, tf.uint8),
+                   tf.concat([outer, [ds.record_bytes]], 0))
+  label = tf.cast(raw[..., ds.label_byte], tf.int32)
   depth_major = tf.reshape(
-      raw[..., LABEL_BYTES:],
+      raw[..., ds.label_bytes:],
       tf.concat([outer, [IMAGE_DEPTH, ORIGINAL_IMAGE_SIZE, ORIGINAL_IMAGE_SIZE]],
                 0))
   rank = records.shape.ndims
@@ -107,16 +211,16 @@ class CIFAR10Record(object):
   depth = IMAGE_DEPTH
 
 
-def read_cifar10(filename_queue):
+def read_cifar10(filename_queue, ds=CIFAR10):
   """Reads one record from the files named by filename_queue.
 
   Returns a CIFAR10Record with `key`, `label` (int32 scalar) and `uint8image`
   ([32, 32, 3] uint8), the tutorial's reader interface.
   """
   result = CIFAR10Record()
-  reader = tf.FixedLengthRecordReader(record_bytes=RECORD_BYTES)
+  reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
   result.key, value = reader.read(filename_queue)
-  label, image = _decode(value)
+  label, image = _decode(value, ds)
   result.label = tf.reshape(label, [1])
   result.uint8image = tf.cast(image, tf.uint8)
   result.float_image = image
@@ -143,6 +247,28 @@ def _random_crop_and_flip(images):
   return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
+def _standardize(images):
+  """Each image of the batch scaled to mean 0 and standard deviation 1.
+
+  The arithmetic of tf.image.per_image_standardization, (x - mean) /
+  max(stddev, 1 / sqrt(pixels)), written out because TensorFlow 1.15's op
+  fails on an empty batch, which a read wholly inside a held-out range is.
+  """
+  with tf.name_scope('per_image_standardization'):
+    pixels = np.prod(images.shape.as_list()[1:])
+    mean = tf.reduce_mean(images, [1, 2, 3], keepdims=True)
+    variance = tf.reduce_mean(tf.square(images - mean), [1, 2, 3],
+                              keepdims=True)
+    stddev = tf.maximum(tf.sqrt(variance), 1.0 / np.sqrt(pixels))
+    return (images - mean) / stddev
+
+
+def _central_crop(images):
+  """The central IMAGE_SIZE square of each image (crop_or_pad's crop)."""
+  offset = (ORIGINAL_IMAGE_SIZE - IMAGE_SIZE) // 2
+  return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
+
+
 def _distort(images):
   """The tutorial's training augmentation of a batch of [32, 32, 3] images.
 
@@ -163,8 +289,8 @@ def _distort(images):
                                  CONTRAST_RANGE[1])
       means = tf.reduce_mean(images, [1, 2], keepdims=True)
       images = (images - means) * factor + means
-    images = tf.image.per_image_standardization(images)
     images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
+    images = _standardize(images)
   return images
 
 
@@ -172,7 +298,8 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
                      num_examples_per_epoch=None,
                      min_fraction_of_examples_in_queue=(
                          MIN_FRACTION_OF_EXAMPLES_IN_QUEUE),
-                     num_threads=NUM_PREPROCESS_THREADS):
+                     num_threads=NUM_PREPROCESS_THREADS, records=None,
+                     ds=CIFAR10):
   """Shuffled batches of augmented training images.
 
   Args:
@@ -184,18 +311,27 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     min_fraction_of_examples_in_queue: how much of an epoch the shuffling queue
       holds before the first batch leaves it (the tutorial's 0.4).
     num_threads: threads reading, distorting and enqueueing records.
+    records: (start, stop), the records of the files to train on, counted
+      over the files in order; all of them when None.
+    ds: the Dataset the files belong to.
 
   Returns:
     images: [batch_size, 24, 24, 3] float32; labels: [batch_size] int32.
   """
   if filenames is None:
-    filenames = data_files(data_dir, eval_data=False)
+    filenames = data_files(data_dir, eval_data=False, ds=ds)
+  available = count_examples(filenames, ds)
+  ranges, selected = record_ranges(filenames, records, ds)
+  if not selected:
+    raise DataError('no training records left in %s (%d records, range %s)'
+                    % (', '.join(filenames), available, records))
   if num_examples_per_epoch is None:
-    num_examples_per_epoch = count_examples(filenames)
-  filename_queue = tf.train.string_input_producer(filenames)
-  reader = tf.FixedLengthRecordReader(record_bytes=RECORD_BYTES)
-  _, records = reader.read_up_to(filename_queue, RECORDS_PER_READ)
-  labels, images = _decode(records)
+    num_examples_per_epoch = selected
+  filename_queue = tf.train.string_input_producer(
+      [path for path, _, _ in ranges])
+  reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
+  keys, values = reader.read_up_to(filename_queue, RECORDS_PER_READ)
+  labels, images = _decode(_select(keys, values, ranges, ds), ds)
   images = _distort(images)
 
   min_queue_examples = int(num_examples_per_epoch *
@@ -208,28 +344,32 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
   return images, tf.reshape(labels, [batch_size])
 
 
-def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None):
+def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
+           records=None, ds=CIFAR10):
   """Batches of centrally cropped images in file order, for evaluation.
 
   Records are read batch_size at a time by a single reader thread, so the
   batches come out in file order; with num_epochs=1 every record comes out
   exactly once and the last batch may be smaller than batch_size (an
   OutOfRangeError follows it). num_epochs=1 needs local variables initialized.
+  records=(start, stop) reads only those records of the files, counted over
+  the files in order (the validation split).
 
   Returns:
     images: [n, 24, 24, 3] float32; labels: [n] int32, n <= batch_size.
   """
   if filenames is None:
-    filenames = data_files(data_dir, eval_data)
-  count_examples(filenames)
+    filenames = data_files(data_dir, eval_data, ds)
+  count_examples(filenames, ds)
+  ranges, _ = record_ranges(filenames, records, ds)
   filename_queue = tf.train.string_input_producer(
-      filenames, num_epochs=num_epochs, shuffle=False)
-  reader = tf.FixedLengthRecordReader(record_bytes=RECORD_BYTES)
-  _, values = reader.read_up_to(filename_queue, batch_size)
-  labels, images = _decode(values)
-  images = tf.image.resize_image_with_crop_or_pad(images, IMAGE_SIZE, IMAGE_SIZE)
-  images = tf.image.per_image_standardization(images)
+      [path for path, _, _ in ranges], num_epochs=num_epochs, shuffle=False)
+  reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
+  keys, values = reader.read_up_to(filename_queue, batch_size)
+  labels, images = _decode(_select(keys, values, ranges, ds), ds)
+  images = _central_crop(images)
   images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
+  images = _standardize(images)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

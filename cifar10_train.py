@@ -172,6 +172,24 @@ def checkpoint_saver():
                         save_relative_paths=True)
 
 
+def _check_resumable(is_chief):
+  """Raises UserError when --train_dir's checkpoint cannot restore this graph.
+
+  Without it, resuming a directory trained with other model flags (or by
+  the other trainer) ends in TensorFlow's NotFoundError traceback.
+  """
+  latest = tf.train.latest_checkpoint(FLAGS.train_dir)
+  if not (latest and is_chief):
+    return
+  variables = {v.op.name: v for v in tf.global_variables()}
+  try:
+    cifar10.checkpoint_var_list(latest, {}, variables, moving_average=False)
+  except cifar10.UserError as e:
+    raise cifar10.UserError('--train_dir=%s: cannot resume: %s; use another '
+                            '--train_dir (nothing was changed)'
+                            % (FLAGS.train_dir, e))
+
+
 def run_training(train_op, total_loss, examples_per_step, config=None,
                  hooks=(), master='', is_chief=True, scaffold=None,
                  **session_kwargs):
@@ -195,6 +213,7 @@ def run_training(train_op, total_loss, examples_per_step, config=None,
   all_hooks.extend(hooks)
   save_secs = (None if FLAGS.save_checkpoint_steps
                else FLAGS.save_checkpoint_secs)
+  _check_resumable(is_chief)
   stopper.install()
   try:
     with tf.train.MonitoredTrainingSession(
@@ -254,9 +273,8 @@ def train():
 
 
 def cifar10_input_examples():
-  """Number of training examples per epoch, counted from --data_dir's files."""
-  return cifar10.cifar10_input.count_examples(
-      cifar10.cifar10_input.data_files(FLAGS.data_dir, eval_data=False))
+  """Training examples per epoch: --data_dir's, less --validation_examples."""
+  return cifar10.data_split('train')[2]
 
 
 def main(argv=None):

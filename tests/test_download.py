@@ -210,3 +210,41 @@ def test_train_script_without_data_says_how_to_get_it(tmp_path):
   assert lines[0].startswith('cifar10_train.py: error: ')
   assert data_dir in lines[0] and url in lines[0] and 'by hand' in lines[0]
   assert _contents(data_dir) == []
+
+
+def _cifar100_files():
+  """cifar-100-binary/ as the official tarball lays it out (two label bytes)."""
+  files = {}
+  for name in ('train.bin', 'test.bin'):
+    data, _ = make_records([0, 1, 2])
+    records = bytearray()
+    for i in range(3):
+      record = data[i * 3073:(i + 1) * 3073]
+      records += bytes([i]) + bytes([90 + i]) + record[1:]  # coarse, fine
+    files['cifar-100-binary/' + name] = bytes(records)
+  files['cifar-100-binary/fine_label_names.txt'] = b'apple\n' * 100
+  files['cifar-100-binary/coarse_label_names.txt'] = b'fruit\n' * 20
+  return files
+
+
+def test_download_of_cifar100_uses_its_own_directory_and_tarball(server,
+                                                                 tmp_path):
+  tarball = _tarball(_cifar100_files())
+  server.routes['/cifar-100-binary.tar.gz'] = tarball
+  data_dir = str(tmp_path / 'data')
+  ds = cifar10.cifar10_input.CIFAR100
+  cifar10.maybe_download_and_extract(
+      data_dir, server.base + '/cifar-100-binary.tar.gz',
+      expected_md5=_md5(tarball), ds=ds)
+  assert _contents(data_dir) == ['cifar-100-binary', 'cifar-100-binary.tar.gz']
+  assert _contents(os.path.join(data_dir, 'cifar-100-binary')) == [
+      'coarse_label_names.txt', 'fine_label_names.txt', 'test.bin', 'train.bin']
+  assert cifar10.cifar10_input.count_examples(
+      cifar10.cifar10_input.data_files(data_dir, True, ds), ds) == 3
+  # Its own checksum, not CIFAR-10's, guards it: the default is the official.
+  other = str(tmp_path / 'other')
+  with pytest.raises(cifar10.DownloadError, match='checksum mismatch, MD5 '
+                     '%s, expected %s' % (_md5(tarball), ds.md5)):
+    cifar10.maybe_download_and_extract(
+        other, server.base + '/cifar-100-binary.tar.gz', ds=ds)
+  assert not os.path.exists(other)

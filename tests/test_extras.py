@@ -465,3 +465,21 @@ def test_classifier_names_the_class_of_each_image(tmp_path):
   assert errors[-1] == ('cifar10_classify.py: error: 1 of 5 images could not '
                         'be classified')
   assert 'Traceback' not in result.stderr
+
+
+def test_resuming_with_other_model_flags_is_refused_in_one_line(tmp_path,
+                                                               data_dir):
+  train_dir = str(tmp_path / 'train')
+  common = ['--data_dir', data_dir, '--train_dir', train_dir,
+            '--batch_size=16', '--min_fraction_of_examples_in_queue=0.1']
+  run_script('cifar10_train.py', '--max_steps=1', *common)
+  before = sorted(os.listdir(train_dir))
+  result = run_script('cifar10_train.py', '--max_steps=2', '--norm=batch_norm',
+                      *common, check=False)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'Traceback' not in result.stderr
+  assert lines[0].startswith('cifar10_train.py: error: --train_dir=%s: cannot '
+                             'resume: checkpoint ' % train_dir)
+  assert 'has no variable conv1/beta' in lines[0]
+  assert sorted(os.listdir(train_dir)) == before

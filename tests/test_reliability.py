@@ -414,7 +414,7 @@ FLAG_CASES = [
     ('num_gpus_zero', 'cifar10_multi_gpu_train.py', '--num_gpus', '0'),
     ('log_frequency_zero', 'cifar10_train.py', '--log_frequency', '0'),
     ('num_examples_zero', 'cifar10_eval.py', '--num_examples', '0'),
-    ('eval_data_other', 'cifar10_eval.py', '--eval_data', 'validation'),
+    ('eval_data_other', 'cifar10_eval.py', '--eval_data', 'holdout'),
 ]
 DATA_CASES = ['missing', 'empty', 'size', 'label']
 

@@ -483,3 +483,50 @@ def test_resuming_with_other_model_flags_is_refused_in_one_line(tmp_path,
                              'resume: checkpoint ' % train_dir)
   assert 'has no variable conv1/beta' in lines[0]
   assert sorted(os.listdir(train_dir)) == before
+
+
+def _colour_records(labels, rng, size=32):
+  """Plain images of each label's CLASS_COLOURS, with pixel noise."""
+  noise = rng.randint(-25, 26, size=(len(labels), size, size, 3))
+  return np.clip(CLASS_COLOURS[labels][:, None, None, :] + noise, 0,
+                 255).astype(np.uint8)
+
+
+def test_classifier_with_a_trained_checkpoint(tmp_path):
+  """Train on coloured images of ten classes, then classify new ones."""
+  rng = np.random.RandomState(11)
+  batches = tmp_path / 'data' / 'cifar-10-batches-bin'
+  batches.mkdir(parents=True)
+  for name in ['data_batch_%d.bin' % i for i in range(1, 6)] + [
+      'test_batch.bin']:
+    labels = np.arange(60) % 10
+    pixels = _colour_records(labels, rng)
+    records = np.concatenate(
+        [labels[:, None], pixels.transpose(0, 3, 1, 2).reshape(60, -1)], 1)
+    (batches / name).write_bytes(records.astype(np.uint8).tobytes())
+  (batches / 'batches.meta.txt').write_text('\n'.join(CLASS_NAMES) + '\n')
+  train_dir = str(tmp_path / 'train')
+  run_script('cifar10_train.py', '--data_dir', str(tmp_path / 'data'),
+             '--train_dir', train_dir, '--max_steps=100', '--batch_size=32',
+             '--seed=1', '--optimizer=adam', '--learning_rate=0.001',
+             '--min_fraction_of_examples_in_queue=0.2')
+  paths = []
+  with tf.Graph().as_default(), tf.Session() as sess:
+    for label in range(10):
+      size = [32 + 9 * label, 60 - 3 * label]
+      image = _colour_records(np.array([label]), rng)[0]
+      image = sess.run(tf.image.resize_images(image, size, method=(
+          tf.image.ResizeMethod.NEAREST_NEIGHBOR)))
+      kind = ('png', 'jpeg')[label % 2]
+      encode = tf.image.encode_png if kind == 'png' else tf.image.encode_jpeg
+      path = str(tmp_path / ('new%d.%s' % (label, kind)))
+      with open(path, 'wb') as f:
+        f.write(sess.run(encode(tf.constant(image))))
+      paths.append(path)
+  result = run_script('cifar10_classify.py', '--data_dir',
+                      str(tmp_path / 'data'), '--checkpoint_dir', train_dir,
+                      '--top_k=2', *paths)
+  lines = result.stdout.splitlines()
+  assert len(lines) == 10, result.stdout
+  for label, (path, line) in enumerate(zip(paths, lines)):
+    assert line.startswith('%s: %s (' % (path, CLASS_NAMES[label])), line

@@ -54,6 +54,15 @@ flags.DEFINE_list('checkpoint_paths', [],
                   'their softmax outputs; replaces --checkpoint_dir.')
 
 
+def _rearm_sigint():
+  """Gives SIGINT back to Python, so that Ctrl-C raises KeyboardInterrupt.
+
+  TensorFlow 2.x's session runtime can take SIGINT over at the C level, and
+  Ctrl-C then no longer stopped a watching evaluator.
+  """
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Evaluator(object):
   """The evaluation graph, built once and run for each checkpoint."""
 
@@ -98,6 +107,7 @@ class Evaluator(object):
       step = int(sess.run(self.global_step))
       coord = tf.train.Coordinator()
       threads = tf.train.start_queue_runners(sess=sess, coord=coord)
+      _rearm_sigint()
       try:
         yield sess, step
       finally:
@@ -229,9 +239,7 @@ def evaluate():
           print('Skipping: %s' % e, flush=True)
       if FLAGS.run_once:
         return
-      # TensorFlow 2.x's session runtime can take over SIGINT at the C level;
-      # re-arming Python's handler keeps Ctrl-C able to stop the watch.
-      signal.signal(signal.SIGINT, signal.default_int_handler)
+      _rearm_sigint()
       time.sleep(FLAGS.eval_interval_secs)
   except KeyboardInterrupt:
     print('Interrupted; stopping.', flush=True)

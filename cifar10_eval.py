@@ -241,7 +241,12 @@ def evaluate():
         return
       _rearm_sigint()
       time.sleep(FLAGS.eval_interval_secs)
-  except KeyboardInterrupt:
+  except (KeyboardInterrupt, SystemError) as e:
+    # Ctrl-C landing inside one of TensorFlow 1.15's SWIG calls (reading the
+    # `checkpoint` file) comes out as a SystemError caused by the interrupt.
+    if not isinstance(e, KeyboardInterrupt) and not isinstance(
+        e.__cause__, KeyboardInterrupt):
+      raise
     print('Interrupted; stopping.', flush=True)
   finally:
     writer.close()

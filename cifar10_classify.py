@@ -26,15 +26,16 @@ import sys
 
 from absl import flags
 
+import cli  # before anything imports TensorFlow: it quiets its start-up
+import checkpoints
 import cifar10
-from cifar10 import tf
 import cifar10_input
+from compat import tf
+import datasets
+from errors import UserError
 
 FLAGS = flags.FLAGS
-# --help lists the flags of the main module only; these are ours too.
-flags.adopt_module_key_flags(cifar10)
-flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
-                    'Directory of the checkpoints; the latest is used.')
+cli.define_flags('data', 'model', 'checkpoint', 'session')
 flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
                      '(at most the number of classes).', lower_bound=1)
 
@@ -42,7 +43,7 @@ CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
                        'frog', 'horse', 'ship', 'truck')
 
 
-def class_names(data_dir, ds=cifar10_input.CIFAR10):
+def class_names(data_dir, ds=datasets.CIFAR10):
   """The names of the classes, in label order, from the data's meta file."""
   path = os.path.join(data_dir, ds.batches_dir, ds.label_names)
   if not os.path.isfile(path):
@@ -55,44 +56,51 @@ def class_names(data_dir, ds=cifar10_input.CIFAR10):
     with open(path) as f:
       names = [line.strip() for line in f if line.strip()]
   except (IOError, OSError, UnicodeDecodeError) as e:
-    raise cifar10.UserError('%s: cannot read it: %s' % (path, e))
+    raise UserError('%s: cannot read it: %s' % (path, e))
   if len(names) < ds.num_classes:
-    raise cifar10.UserError('%s: names %d classes, the model has %d'
+    raise UserError('%s: names %d classes, the model has %d'
                             % (path, len(names), ds.num_classes))
   return names[:ds.num_classes]
 
 
 def prepare_image(contents):
-  """Decodes an encoded image into the model's standardized 24x24x3 input."""
+  """Decodes an encoded image into the model's [1, 24, 24, 3] input.
+
+  Evaluation's own preprocessing (cifar10_input.eval_images) follows the
+  scaling to CIFAR's 32x32.
+  """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
-  size = cifar10_input.ORIGINAL_IMAGE_SIZE
+  size = datasets.ORIGINAL_IMAGE_SIZE
   # Area averaging shrinks a large photo without aliasing, and leaves a
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
   image = tf.image.resize_images(image, [size, size],
                                  method=tf.image.ResizeMethod.AREA)
-  image = tf.image.resize_image_with_crop_or_pad(
-      image, cifar10_input.IMAGE_SIZE, cifar10_input.IMAGE_SIZE)
-  return tf.image.per_image_standardization(image)
+  return cifar10_input.eval_images(tf.expand_dims(image, 0))
 
 
 class Classifier(object):
-  """The network with a checkpoint's weights, one encoded image at a time."""
+  """The network with a checkpoint's weights, one encoded image at a time.
 
-  def __init__(self, checkpoint, top_k):
+  model_options are inference()'s keyword arguments; config is the
+  session's ConfigProto.
+  """
+
+  def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
+               config=None):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
-      images = tf.expand_dims(prepare_image(self.contents), 0)
-      if FLAGS.use_fp16:
+      images = prepare_image(self.contents)
+      if use_fp16:
         images = tf.cast(images, tf.float16)
-      logits = cifar10.inference(images, train=False)
+      logits = cifar10.inference(images, train=False, **(model_options or {}))
       probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[0]
       self.top = tf.nn.top_k(probabilities, top_k)
-      var_list = cifar10.checkpoint_var_list(
+      var_list = checkpoints.checkpoint_var_list(
           checkpoint, cifar10.variables_to_restore(),
           {v.op.name: v for v in tf.global_variables()})
       saver = tf.train.Saver(var_list)
-    self.session = tf.Session(graph=self.graph)
+    self.session = tf.Session(graph=self.graph, config=config)
     saver.restore(self.session, checkpoint)
 
   def top_classes(self, contents):
@@ -135,26 +143,28 @@ def classify(paths, classifier, names):
 def main(argv):
   paths = argv[1:]
   if not paths:
-    raise cifar10.UserError('no image given; usage: %s [flags] IMAGE...'
+    raise UserError('no image given; usage: %s [flags] IMAGE...'
                             % os.path.basename(argv[0]))
   checkpoint = tf.train.latest_checkpoint(FLAGS.checkpoint_dir)
   if checkpoint is None:
-    raise cifar10.UserError('No checkpoint file found in --checkpoint_dir=%s'
+    raise UserError('No checkpoint file found in --checkpoint_dir=%s'
                             % FLAGS.checkpoint_dir)
-  ds = cifar10.dataset()
+  ds = cli.dataset()
   if FLAGS.top_k > ds.num_classes:
-    raise cifar10.UserError('--top_k=%d: the model has only %d classes'
+    raise UserError('--top_k=%d: the model has only %d classes'
                             % (FLAGS.top_k, ds.num_classes))
   names = class_names(FLAGS.data_dir, ds)
-  classifier = Classifier(checkpoint, FLAGS.top_k)
+  classifier = Classifier(checkpoint, FLAGS.top_k,
+                          cli.model_options(train=False), FLAGS.use_fp16,
+                          cli.session_config())
   try:
     failed = classify(paths, classifier, names)
   finally:
     classifier.close()
   if failed:
-    raise cifar10.UserError('%d of %d images could not be classified'
+    raise UserError('%d of %d images could not be classified'
                             % (failed, len(paths)))
 
 
 if __name__ == '__main__':
-  cifar10.run(main)
+  cli.run(main)

@@ -34,22 +34,23 @@ from __future__ import division
 from __future__ import print_function
 
 from datetime import datetime
-import json
 import os
 import signal
-import socket
 import threading
 import time
 
 from absl import flags
 
+import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
-from cifar10 import tf
-import cifar10_train
+import cluster_spec
+from compat import tf
+from errors import UserError
+import training
 
 FLAGS = flags.FLAGS
-# --help lists the flags of the main module only; these are ours too.
-flags.adopt_module_key_flags(cifar10_train)
+cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
+                 'session')
 flags.DEFINE_string('ps_hosts', None,
                     'Comma-separated host:port list of the parameter servers.')
 flags.DEFINE_string('worker_hosts', None,
@@ -77,180 +78,16 @@ flags.DEFINE_integer('worker_timeout_secs', 600,
                      'the other workers to join (then starts without them).',
                      lower_bound=1)
 
-TF_CONFIG = 'TF_CONFIG'
-JOBS = ('ps', 'worker')
-POLL_SECS = 0.25        # between attempts to reach a ps or a ready model
-MAX_PORT = 65535
-
-
-def _parse_address(source, address):
-  """Checks that address is host:port; returns it stripped."""
-  address = address.strip()
-  host, _, port = address.rpartition(':')
-  if not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
-    raise cifar10.UserError('%s: %r is not host:port' % (source, address))
-  return address
-
-
-def parse_hosts(source, hosts):
-  """Parses a comma-separated host:port list (or a JSON list) from source."""
-  if isinstance(hosts, str):
-    hosts = hosts.split(',') if hosts.strip() else []
-  if not isinstance(hosts, list) or not hosts:
-    raise cifar10.UserError('%s: needs at least one host:port' % source)
-  for address in hosts:
-    if not isinstance(address, str):
-      raise cifar10.UserError('%s: %r is not host:port' % (source, address))
-  return [_parse_address(source, address) for address in hosts]
-
-
-def _from_flags(ps_hosts, worker_hosts, job_name, task_index):
-  for name, value in (('ps_hosts', ps_hosts), ('worker_hosts', worker_hosts),
-                      ('job_name', job_name)):
-    if value is None:
-      raise cifar10.UserError(
-          '--%s is missing: a cluster needs --ps_hosts, --worker_hosts and '
-          '--job_name (or none of them, and $TF_CONFIG)' % name)
-  cluster = {'ps': parse_hosts('--ps_hosts', ps_hosts),
-             'worker': parse_hosts('--worker_hosts', worker_hosts)}
-  return cluster, job_name, task_index or 0, '--task_index'
-
-
-def _from_tf_config(text):
-  """The cluster and task of a TF_CONFIG value; "chief" becomes worker 0."""
-  try:
-    config = json.loads(text)
-  except ValueError as e:
-    raise cifar10.UserError('$TF_CONFIG is not valid JSON: %s' % e)
-  if not isinstance(config, dict) or not isinstance(config.get('cluster'),
-                                                    dict):
-    raise cifar10.UserError('$TF_CONFIG has no "cluster" object')
-  jobs = config['cluster']
-  unknown = sorted(set(jobs) - set(JOBS + ('chief',)))
-  if unknown:
-    raise cifar10.UserError('$TF_CONFIG: unknown job %r in "cluster" (jobs '
-                            'are ps, worker and chief)' % unknown[0])
-  chief = parse_hosts('$TF_CONFIG cluster.chief', jobs['chief']
-                      ) if 'chief' in jobs else []
-  if len(chief) > 1:
-    raise cifar10.UserError('$TF_CONFIG cluster.chief: holds %d addresses, '
-                            'a cluster has one chief' % len(chief))
-  workers = (parse_hosts('$TF_CONFIG cluster.worker', jobs['worker'])
-             if 'worker' in jobs or not chief else [])
-  cluster = {'ps': parse_hosts('$TF_CONFIG cluster.ps', jobs.get('ps')),
-             'worker': chief + workers}
-  task = config.get('task')
-  if not isinstance(task, dict):
-    raise cifar10.UserError('$TF_CONFIG has no "task" object')
-  job_name, index = task.get('type'), task.get('index', 0)
-  if job_name not in JOBS + ('chief',):
-    raise cifar10.UserError('$TF_CONFIG task.type %r: must be "ps", "worker" '
-                            'or "chief"' % (job_name,))
-  if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-    raise cifar10.UserError('$TF_CONFIG task.index %r: not a task index'
-                            % (index,))
-  if job_name == 'chief':
-    job_name = 'worker'
-  elif job_name == 'worker' and chief:
-    index += 1
-  return cluster, job_name, index, '$TF_CONFIG task.index'
-
-
-def resolve_cluster(ps_hosts=None, worker_hosts=None, job_name=None,
-                    task_index=None, tf_config=None):
-  """Returns (cluster dict, job name, task index) from flags or TF_CONFIG.
-
-  The flags win when any of them is given; otherwise tf_config (the text of
-  $TF_CONFIG) must describe the cluster. Raises UserError, naming the flag or
-  TF_CONFIG field, when the cluster or the task does not make sense.
-  """
-  if any(v is not None for v in (ps_hosts, worker_hosts, job_name,
-                                 task_index)):
-    cluster, job_name, index, source = _from_flags(ps_hosts, worker_hosts,
-                                                   job_name, task_index)
-  elif tf_config:
-    cluster, job_name, index, source = _from_tf_config(tf_config)
-  else:
-    raise cifar10.UserError(
-        'no cluster: give --ps_hosts, --worker_hosts, --job_name and '
-        '--task_index, or set $TF_CONFIG')
-  seen = set()
-  for address in cluster['ps'] + cluster['worker']:
-    if address in seen:
-      raise cifar10.UserError('%s is given twice in the cluster' % address)
-    seen.add(address)
-  if index >= len(cluster[job_name]):
-    raise cifar10.UserError(
-        '%s=%d is out of range: the %s job has %d task(s), 0 to %d'
-        % (source, index, job_name, len(cluster[job_name]),
-           len(cluster[job_name]) - 1))
-  return cluster, job_name, index
-
-
-def wait_for_ps(addresses, timeout_secs):
-  """Waits until a TCP connection to every ps address succeeds.
-
-  Raises UserError naming the first address still unreachable at the
-  deadline; without this a session would wait for it forever.
-  """
-  deadline = time.time() + timeout_secs
-  for i, address in enumerate(addresses):
-    host, _, port = address.rpartition(':')
-    host = host.strip('[]')
-    while True:
-      try:
-        socket.create_connection(
-            (host, int(port)),
-            timeout=max(0.1, min(1.0, deadline - time.time()))).close()
-        break
-      except (OSError, socket.error) as e:
-        if time.time() >= deadline:
-          raise cifar10.UserError(
-              'cannot reach parameter server ps %d at %s within %d s '
-              '(--ps_timeout_secs): %s' % (i, address, timeout_secs,
-                                           getattr(e, 'strerror', None) or e))
-        time.sleep(POLL_SECS)
-
-
-def start_server(cluster, job_name, task_index, config=None):
-  """Starts this task's gRPC server; UserError if its port is taken."""
-  address = cluster[job_name][task_index]
-  # TensorFlow's server listens on every interface; finding the port taken
-  # there first gives one line instead of gRPC's own log of the failure.
-  probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-  try:
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    probe.bind(('', int(address.rpartition(':')[2])))
-  except (OSError, socket.error) as e:
-    raise cifar10.UserError('cannot start the %s %d server at %s: %s' % (
-        job_name, task_index, address, e.strerror or e))
-  finally:
-    probe.close()
-  try:
-    return tf.train.Server(tf.train.ClusterSpec(cluster), job_name=job_name,
-                           task_index=task_index, config=config)
-  except tf.errors.OpError as e:
-    raise cifar10.UserError('cannot start the %s %d server at %s: %s' % (
-        job_name, task_index, address, _first_lines(e)))
-
-
-def _first_lines(error):
-  """The gist of a TensorFlow error: its message without node details."""
-  lines = [line.strip() for line in error.message.splitlines()
-           if line.strip() and not line.strip().startswith('[[')]
-  return ' '.join(lines[:2])
-
-
 def serve_ps(cluster, task_index):
   """Serves the variables until SIGINT or SIGTERM."""
   stop = []
-  for sig in cifar10_train.STOP_SIGNALS:
+  for sig in training.STOP_SIGNALS:
     signal.signal(sig, lambda signum, frame: stop.append(signum))
-  server = start_server(cluster, 'ps', task_index)
+  server = cluster_spec.start_server(cluster, 'ps', task_index)
   print('ps %d: serving at %s (%s)' % (task_index, cluster['ps'][task_index],
                                        server.target), flush=True)
   while not stop:
-    time.sleep(POLL_SECS)
+    time.sleep(cluster_spec.POLL_SECS)
   print('ps %d: stopped by %s' % (task_index, signal.Signals(stop[0]).name),
         flush=True)
 
@@ -271,10 +108,11 @@ class _SyncOptimizerMaker(object):
     return self.optimizer
 
 
-def build_model(cluster, task_index):
+def build_model(cluster, task_index, split):
   """Builds this worker's replica; returns (train_op, loss, sync maker).
 
-  The sync maker is None when updates are asynchronous.
+  split (a datasets.Split) is the training data. The sync maker is None
+  when updates are asynchronous.
   """
   worker_device = '/job:worker/task:%d' % task_index
   num_workers = len(cluster['worker'])
@@ -282,18 +120,19 @@ def build_model(cluster, task_index):
       worker_device=worker_device, cluster=tf.train.ClusterSpec(cluster))):
     global_step = tf.train.get_or_create_global_step()
     with tf.device(worker_device + '/cpu:0'):
-      num_examples = cifar10_train.cifar10_input_examples()
       images, labels = cifar10.distorted_inputs(
-          num_examples_per_epoch=num_examples)
-    logits = cifar10.inference(images)
+          FLAGS.data_dir, FLAGS.batch_size, FLAGS.use_fp16, split,
+          min_fraction_of_examples_in_queue=(
+              FLAGS.min_fraction_of_examples_in_queue))
+    logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     sync = _SyncOptimizerMaker(num_workers) if FLAGS.sync_replicas else None
     # A synchronous update consumes a batch from every worker, which the
     # learning-rate schedule counts in epochs.
     train_op = cifar10.train(
-        total_loss, global_step, num_examples,
+        total_loss, global_step, split.num_examples,
         batch_size=FLAGS.batch_size * (num_workers if sync else 1),
-        make_sync_optimizer=sync)
+        recipe=cli.recipe(), make_sync_optimizer=sync)
   return train_op, total_loss, sync
 
 
@@ -398,7 +237,7 @@ class _SyncUpdatesHook(tf.train.SessionRunHook):
   def after_create_session(self, session, coord):
     not_ready = session.run(self._not_ready)
     if len(not_ready):
-      raise cifar10.UserError('variables not initialised after the chief\'s '
+      raise UserError('variables not initialised after the chief\'s '
                               'initialisation: %s' % not_ready)
     session.run(self._init_op)
     if self._is_chief:
@@ -448,7 +287,7 @@ class _StartTogetherHook(tf.train.SessionRunHook):
       deadline = time.time() + self._timeout_secs
       while (fresh and not session.run(self._global_step) and
              time.time() < deadline):
-        time.sleep(POLL_SECS)
+        time.sleep(cluster_spec.POLL_SECS)
     elif fresh:
       try:
         session.run(self._wait_op, options=self._options)
@@ -482,11 +321,11 @@ def wait_for_chief(target, config, cluster, timeout_secs, not_ready):
             % cluster['worker'][0], flush=True)
     while len(sess.run(not_ready)):
       if time.time() >= deadline:
-        raise cifar10.UserError(
+        raise UserError(
             'the chief (worker 0 at %s) did not initialise the model within '
             '%d s (--worker_timeout_secs)' % (cluster['worker'][0],
                                               timeout_secs))
-      time.sleep(POLL_SECS)
+      time.sleep(cluster_spec.POLL_SECS)
 
 
 def _worker_hooks(train_op, sync, task_index, num_workers):
@@ -511,25 +350,26 @@ def run_worker(cluster, task_index):
   """Trains as worker task_index until the cluster reaches --max_steps."""
   is_chief = task_index == 0
   num_workers = len(cluster['worker'])
-  wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
-  cifar10.maybe_download_and_extract()
+  cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
+  cli.maybe_download_and_extract()
   if is_chief:
-    cifar10_train.prepare_train_dir(FLAGS.train_dir)
+    training.prepare_train_dir(FLAGS.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits
   # for nor depends on the other workers.
-  config = cifar10_train.session_config(
+  config = cli.session_config(
       device_filters=['/job:ps', '/job:worker/task:%d' % task_index])
-  server = start_server(cluster, 'worker', task_index, config=config)
+  server = cluster_spec.start_server(cluster, 'worker', task_index,
+                                    config=config)
   print('worker %d%s: server at %s, %s updates' % (
       task_index, ' (chief)' if is_chief else '',
       cluster['worker'][task_index],
       'synchronous' if FLAGS.sync_replicas else 'asynchronous'), flush=True)
-  with tf.Graph().as_default():
-    if FLAGS.seed is not None:
-      # The chief's seed sets the initial weights; the others' only their
-      # own data order, which must differ from the chief's.
-      tf.set_random_seed(FLAGS.seed + task_index)
-    train_op, total_loss, sync = build_model(cluster, task_index)
+  split = cli.data_split('train')
+  # The chief's seed sets the initial weights; the others' only their own
+  # data order, which must differ from the chief's.
+  seed = None if FLAGS.seed is None else FLAGS.seed + task_index
+  with training.new_graph(seed):
+    train_op, total_loss, sync = build_model(cluster, task_index, split)
     hooks = _worker_hooks(train_op, sync, task_index, num_workers)
     # The chief saves and restores the variables itself, in one file, so
     # that --train_dir need exist on its machine only (a sharded saver would
@@ -544,20 +384,21 @@ def run_worker(cluster, task_index):
                      sync.optimizer.ready_for_local_init_op if sync else
                      tf.report_uninitialized_variables(tf.global_variables()))
     try:
-      logger = cifar10_train.run_training(
-          train_op, total_loss, FLAGS.batch_size, config=config, hooks=hooks,
+      logger = training.run_training(
+          train_op, total_loss, FLAGS.batch_size, cli.loop_options(),
+          config=config, hooks=hooks,
           master=server.target, is_chief=is_chief,
           max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold)
     except tf.errors.DeadlineExceededError:
-      raise cifar10.UserError(
+      raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '
           'chief or another worker has stopped' % (task_index,
                                                    FLAGS.worker_timeout_secs))
     except tf.errors.OpError as e:
       # A remote task failed or disagrees about the cluster: no traceback
       # of this process helps there.
-      raise cifar10.UserError('worker %d stopped: %s%s' % (
-          task_index, _first_lines(e),
+      raise UserError('worker %d stopped: %s%s' % (
+          task_index, cluster_spec.first_lines(e),
           ' (every task must be started with the same cluster)'
           if 'No worker known' in e.message else ''))
   print('worker %d: ran %d steps (%d examples); last global step %d'
@@ -573,9 +414,9 @@ def run_worker(cluster, task_index):
 
 def main(argv=None):
   del argv
-  cluster, job_name, task_index = resolve_cluster(
+  cluster, job_name, task_index = cluster_spec.resolve_cluster(
       FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.job_name, FLAGS.task_index,
-      os.environ.get(TF_CONFIG))
+      os.environ.get(cluster_spec.TF_CONFIG))
   if job_name == 'ps':
     serve_ps(cluster, task_index)
   else:
@@ -583,4 +424,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  cifar10.run(main)
+  cli.run(main)

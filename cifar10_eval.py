@@ -16,7 +16,6 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-import contextlib
 from datetime import datetime
 import os
 import signal
@@ -25,20 +24,22 @@ import time
 from absl import flags
 import numpy as np
 
+import cli  # before anything imports TensorFlow: it quiets its start-up
+import checkpoints
 import cifar10
-from cifar10 import tf
+from compat import tf
+from errors import UserError
+import training
 
 FLAGS = flags.FLAGS
-# --help lists the flags of the main module only; these are ours too.
-flags.adopt_module_key_flags(cifar10)
+cli.define_flags('data', 'download', 'split', 'batch', 'model', 'checkpoint',
+                 'session')
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
                     'Directory where to write event logs.')
 flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval', 'validation'],
                   '"test" (the test file), "train_eval" (the training '
                   'records) or "validation" (the last --validation_examples '
                   'training records, held out of training).')
-flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
-                    'Directory where to read model checkpoints.')
 flags.DEFINE_integer('eval_interval_secs', 300,
                      'How often to look for a new checkpoint.', lower_bound=0)
 flags.DEFINE_integer('num_examples', 10000, 'Number of examples to run.',
@@ -64,19 +65,29 @@ def _rearm_sigint():
 
 
 class Evaluator(object):
-  """The evaluation graph, built once and run for each checkpoint."""
+  """The evaluation graph, built once and run for each checkpoint.
 
-  def __init__(self, filenames, num_examples, moving_average=True,
-               records=None):
+  split (a datasets.Split) names the records; the first num_examples of
+  them are each counted once. model_options are inference()'s keyword
+  arguments; config is the sessions' ConfigProto.
+  """
+
+  def __init__(self, split, num_examples, config=None,
+               batch_size=cifar10.BATCH_SIZE, use_fp16=False,
+               model_options=None, moving_average=True):
     self.num_examples = num_examples
     self.moving_average = moving_average
+    self.config = config
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.global_step = tf.train.get_or_create_global_step()
+      # The split, not eval_data, names the records.
       images, labels = cifar10.inputs(
-          eval_data=FLAGS.eval_data, filenames=filenames, records=records,
-          num_epochs=1)
-      logits = tf.cast(cifar10.inference(images, train=False), tf.float32)
+          eval_data=True, batch_size=batch_size,
+          use_fp16=use_fp16, split=split, num_epochs=1)
+      logits = tf.cast(cifar10.inference(images, train=False,
+                                         **(model_options or {})),
+                       tf.float32)
       self.correct = tf.nn.in_top_k(logits, labels, 1)
       self.labels = labels
       self.probabilities = tf.nn.softmax(logits)
@@ -91,45 +102,53 @@ class Evaluator(object):
     Raises UserError naming the first variable the checkpoint lacks or holds
     in another shape, and when the checkpoint cannot be read at all.
     """
-    var_list = cifar10.checkpoint_var_list(checkpoint, self.shadow_vars,
-                                           self.raw_vars, self.moving_average)
+    var_list = checkpoints.checkpoint_var_list(
+        checkpoint, self.shadow_vars, self.raw_vars, self.moving_average)
     with self.graph.as_default():
       return tf.train.Saver(var_list)
 
-  @contextlib.contextmanager
-  def _session(self, checkpoint):
-    """Yields (session, global step): checkpoint restored, inputs running."""
+  def _run_epoch(self, checkpoint, fetches, first_fetches=None):
+    """Yields the global step, then fetches' values batch by batch.
+
+    Each batch is cut to the examples still wanted, so that every one of
+    the first num_examples examples comes out exactly once. first_fetches,
+    when given, replaces fetches for the first batch.
+    """
     saver = self._saver_for(checkpoint)
-    with tf.Session(graph=self.graph,
-                    config=cifar10.session_config()) as sess:
+    with tf.Session(graph=self.graph, config=self.config) as sess:
       saver.restore(sess, checkpoint)
       sess.run(self.local_init)
-      step = int(sess.run(self.global_step))
+      yield int(sess.run(self.global_step))
       coord = tf.train.Coordinator()
       threads = tf.train.start_queue_runners(sess=sess, coord=coord)
       _rearm_sigint()
       try:
-        yield sess, step
+        total = 0
+        while total < self.num_examples:
+          values = sess.run(first_fetches if first_fetches and not total
+                            else fetches)
+          keep = self.num_examples - total
+          values = [v[:keep] if isinstance(v, np.ndarray) else v
+                    for v in values]
+          total += len(values[0])
+          yield values
+      except tf.errors.OutOfRangeError:
+        pass  # every record was read once: the epoch is over
       finally:
         coord.request_stop()
         coord.join(threads, stop_grace_period_secs=10)
 
   def evaluate(self, checkpoint, writer):
     """Evaluates one checkpoint; returns (correct, total, global_step)."""
-    with self._session(checkpoint) as (sess, step):
-      correct = total = 0
-      summary = None
-      try:
-        while total < self.num_examples:
-          if summary is None:
-            batch, summary = sess.run([self.correct, self.summary_op])
-          else:
-            batch = sess.run(self.correct)
-          batch = batch[:self.num_examples - total]
-          correct += int(np.sum(batch))
-          total += len(batch)
-      except tf.errors.OutOfRangeError:
-        pass  # every record was read once: the epoch is over
+    batches = self._run_epoch(checkpoint, [self.correct],
+                              [self.correct, self.summary_op])
+    step = next(batches)
+    correct = total = 0
+    summary = None
+    for values in batches:
+      correct += int(np.sum(values[0]))
+      total += len(values[0])
+      summary = summary or values[1]
     precision = correct / total
     print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
           % (datetime.now(), precision, correct, total, step,
@@ -143,19 +162,11 @@ class Evaluator(object):
 
   def softmax_outputs(self, checkpoint):
     """Returns (probabilities [n, classes], labels [n], global step)."""
-    probabilities, labels = [], []
-    total = 0
-    with self._session(checkpoint) as (sess, step):
-      try:
-        while total < self.num_examples:
-          batch, batch_labels = sess.run([self.probabilities, self.labels])
-          keep = self.num_examples - total
-          probabilities.append(batch[:keep])
-          labels.append(batch_labels[:keep])
-          total += len(batch[:keep])
-      except tf.errors.OutOfRangeError:
-        pass  # every record was read once: the epoch is over
-    return np.concatenate(probabilities), np.concatenate(labels), step
+    batches = self._run_epoch(checkpoint, [self.probabilities, self.labels])
+    step = next(batches)
+    values = list(batches)
+    return (np.concatenate([v[0] for v in values]),
+            np.concatenate([v[1] for v in values]), step)
 
 
 def count_correct(probabilities, labels):
@@ -169,9 +180,9 @@ def resolve_checkpoint(path):
   if os.path.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
-      raise cifar10.UserError('--checkpoint_paths: no checkpoint in %s' % path)
+      raise UserError('--checkpoint_paths: no checkpoint in %s' % path)
     return latest
-  cifar10.read_checkpoint(path)
+  checkpoints.read_checkpoint(path)
   return path
 
 
@@ -196,22 +207,13 @@ def evaluate_ensemble(evaluator, paths):
   return correct, len(labels)
 
 
-def prepare_eval_dir(eval_dir):
-  try:
-    if not os.path.isdir(eval_dir):
-      os.makedirs(eval_dir)
-  except OSError as e:
-    raise cifar10.UserError('--eval_dir=%s: cannot create it: %s'
-                            % (eval_dir, e.strerror))
-  if not os.access(eval_dir, os.W_OK | os.X_OK):
-    raise cifar10.UserError('--eval_dir=%s: not writable' % eval_dir)
-
-
 def evaluate():
   """Evaluates the latest checkpoint once, or each new one as it appears."""
-  filenames, records, available = cifar10.data_split(FLAGS.eval_data)
-  evaluator = Evaluator(filenames, min(FLAGS.num_examples, available),
-                        FLAGS.moving_average, records)
+  split = cli.data_split(FLAGS.eval_data)
+  evaluator = Evaluator(split, min(FLAGS.num_examples, split.num_examples),
+                        cli.session_config(), FLAGS.batch_size,
+                        FLAGS.use_fp16, cli.model_options(train=False),
+                        FLAGS.moving_average)
   if FLAGS.checkpoint_paths:
     evaluate_ensemble(evaluator, FLAGS.checkpoint_paths)
     return
@@ -225,7 +227,7 @@ def evaluate():
         message = 'No checkpoint file found in --checkpoint_dir=%s' % (
             FLAGS.checkpoint_dir)
         if FLAGS.run_once:
-          raise cifar10.UserError(message)
+          raise UserError(message)
         if not said_waiting:
           print(message + '; waiting for one.', flush=True)
           said_waiting = True
@@ -233,7 +235,7 @@ def evaluate():
         last_evaluated = checkpoint
         try:
           evaluator.evaluate(checkpoint, writer)
-        except cifar10.UserError as e:
+        except UserError as e:
           if FLAGS.run_once:
             raise
           print('Skipping: %s' % e, flush=True)
@@ -254,10 +256,10 @@ def evaluate():
 
 def main(argv=None):
   del argv
-  cifar10.maybe_download_and_extract()
-  prepare_eval_dir(FLAGS.eval_dir)
+  cli.maybe_download_and_extract()
+  training.prepare_dir('--eval_dir', FLAGS.eval_dir)
   evaluate()
 
 
 if __name__ == '__main__':
-  cifar10.run(main)
+  cli.run(main)

@@ -1,93 +1,31 @@
-"""Reads the CIFAR-10 binary files through TensorFlow's queue-based input pipeline.
+"""Reads the CIFAR binary files through TensorFlow's queue-based input pipeline.
 
-The binary format: every record is one label byte (0..9) followed by 3,072 pixel
-bytes, stored depth-major (1,024 red, then green, then blue, each 32x32 row-major).
-Files have no header or footer, so the number of examples in a file is its size
-divided by the record size; it is read from the files, never assumed. CIFAR-100
-has the same layout with two label bytes (coarse, then fine); a `Dataset`
-describes either.
+A `FixedLengthRecordReader` reads the records (the format and the files are
+datasets.py's); `distorted_inputs` feeds training (random crops, flips and
+colour changes, shuffled batches), `inputs` feeds evaluation (central crop,
+in file order, each record once per epoch). `eval_images` is evaluation's
+preprocessing, which cifar10_classify.py applies to your own images too.
 
 A `records` range (start, stop) over the concatenated files selects part of
 them, which is how the last records of the training files are held out as a
 validation set.
-
-`distorted_inputs` feeds training (random crops, flips and colour changes, shuffled
-batches); `inputs` feeds evaluation (central crop, in file order, each record once
-per epoch).
 """
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-import collections
 import os
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
-# Queue pipelines need graph mode; without this, importing this module alone
-# works on TensorFlow 1.x but fails on 2.x (cifar10 does the same).
-tf.disable_v2_behavior()
-
-# The binary format.
-ORIGINAL_IMAGE_SIZE = 32
-IMAGE_DEPTH = 3
-LABEL_BYTES = 1
-IMAGE_BYTES = ORIGINAL_IMAGE_SIZE * ORIGINAL_IMAGE_SIZE * IMAGE_DEPTH
-RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES
-NUM_CLASSES = 10
-BATCHES_DIR = 'cifar-10-batches-bin'
-TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
-EVAL_FILES = ['test_batch.bin']
-
-
-class Dataset(collections.namedtuple('Dataset', [
-    'name', 'batches_dir', 'train_files', 'eval_files', 'label_classes',
-    'label_byte', 'url', 'md5', 'tarball', 'label_names'])):
-  """One binary dataset: where its files are, how to read a label, where from.
-
-  Each record starts with one byte per entry of label_classes (that label's
-  number of classes); label_byte picks the label the model learns, and
-  label_names is the file in batches_dir naming its classes, one per line.
-  """
-
-  @property
-  def label_bytes(self):
-    return len(self.label_classes)
-
-  @property
-  def num_classes(self):
-    return self.label_classes[self.label_byte]
-
-  @property
-  def record_bytes(self):
-    return self.label_bytes + IMAGE_BYTES
-
-
-CIFAR10 = Dataset(
-    name='cifar10', batches_dir=BATCHES_DIR, train_files=TRAIN_FILES,
-    eval_files=EVAL_FILES, label_classes=(NUM_CLASSES,), label_byte=0,
-    url='https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
-    md5='c32a1d4ab5d03f1284b67883e8d87530', tarball='cifar-10-binary.tar.gz',
-    label_names='batches.meta.txt')
-CIFAR100 = Dataset(
-    name='cifar100', batches_dir='cifar-100-binary', train_files=['train.bin'],
-    eval_files=['test.bin'], label_classes=(20, 100), label_byte=1,
-    url='https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
-    md5='03b5dce01913d631647c71ecec9e9cb8', tarball='cifar-100-binary.tar.gz',
-    label_names='fine_label_names.txt')
-CIFAR100_COARSE = CIFAR100._replace(label_byte=0,
-                                    label_names='coarse_label_names.txt')
-
-
-def dataset(name='cifar10', cifar100_labels='fine'):
-  """The Dataset called name; CIFAR-100 with its fine or coarse labels."""
-  if name == 'cifar10':
-    return CIFAR10
-  if name == 'cifar100':
-    return CIFAR100_COARSE if cifar100_labels == 'coarse' else CIFAR100
-  raise ValueError('unknown dataset %r' % name)
-
+from compat import tf
+from datasets import CIFAR10
+from datasets import count_examples
+from datasets import data_files
+from datasets import IMAGE_DEPTH
+from datasets import ORIGINAL_IMAGE_SIZE
+from datasets import record_ranges
+from errors import DataError
 
 # The tutorial's input hyper-parameters.
 IMAGE_SIZE = 24                         # side of the crop fed to the network
@@ -101,63 +39,6 @@ MIN_FRACTION_OF_EXAMPLES_IN_QUEUE = 0.4  # of an epoch, kept in the shuffling qu
 MAX_BRIGHTNESS_DELTA = 63
 CONTRAST_RANGE = (0.2, 1.8)
 NUM_IMAGES_IN_SUMMARY = 3
-
-
-class DataError(Exception):
-  """A data file is missing or malformed; the message names the file."""
-
-
-def data_files(data_dir, eval_data, ds=CIFAR10):
-  """Returns the paths of the training files, or of the test file if eval_data."""
-  names = ds.eval_files if eval_data else ds.train_files
-  return [os.path.join(data_dir, ds.batches_dir, name) for name in names]
-
-
-def count_examples(filenames, ds=CIFAR10):
-  """Checks every file and returns how many records they hold together.
-
-  Raises DataError naming the first file that is missing, empty, not a whole
-  number of records, or holding a label outside its range (every label byte
-  of every record is checked). Scanning the labels is cheap and turns a silent training
-  on garbage into an error.
-  """
-  record_bytes = ds.record_bytes
-  total = 0
-  for path in filenames:
-    if not os.path.isfile(path):
-      raise DataError('%s: file not found' % path)
-    size = os.path.getsize(path)
-    if size == 0 or size % record_bytes:
-      raise DataError('%s: size %d bytes is not a positive multiple of the '
-                      'record size %d' % (path, size, record_bytes))
-    records = np.fromfile(path, dtype=np.uint8).reshape(-1, record_bytes)
-    for byte, limit in enumerate(ds.label_classes):
-      labels = records[:, byte]
-      bad = np.flatnonzero(labels >= limit)
-      if bad.size:
-        raise DataError('%s: record %d has label %d, outside 0..%d'
-                        % (path, bad[0], labels[bad[0]], limit - 1))
-    total += size // record_bytes
-  return total
-
-
-def record_ranges(filenames, records=None, ds=CIFAR10):
-  """The part of each file that the global range records=(start, stop) covers.
-
-  records counts over the files concatenated in order (None: all of them).
-  Returns [(path, first, end)] for the files with at least one record in the
-  range, record numbers local to each file, and the number of records.
-  """
-  sizes = [os.path.getsize(path) // ds.record_bytes for path in filenames]
-  start, stop = records if records is not None else (0, sum(sizes))
-  ranges = []
-  offset = 0
-  for path, size in zip(filenames, sizes):
-    first, end = max(start - offset, 0), min(stop - offset, size)
-    if first < end:
-      ranges.append((path, first, end))
-    offset += size
-  return ranges, sum(end - first for _, first, end in ranges)
 
 
 def _select(keys, values, ranges, ds):
@@ -269,6 +150,17 @@ def _central_crop(images):
   return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
 
 
+def eval_images(images):
+  """Evaluation's preprocessing of [n, 32, 32, 3] float32 images.
+
+  The central 24x24 crop of each, standardized: what the model sees of a
+  test image, and of an image given to cifar10_classify.py.
+  """
+  images = _central_crop(images)
+  images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
+  return _standardize(images)
+
+
 def _distort(images):
   """The tutorial's training augmentation of a batch of [32, 32, 3] images.
 
@@ -367,9 +259,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
   keys, values = reader.read_up_to(filename_queue, batch_size)
   labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = _central_crop(images)
-  images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
-  images = _standardize(images)
+  images = eval_images(images)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

@@ -9,7 +9,8 @@ On a machine with fewer GPUs than asked, soft placement runs the rest on the
 CPU; --tower_device=cpu puts the towers on that many CPU devices instead,
 which exercises the tower code on a machine without GPUs.
 
-Checkpoints, summaries, resuming and clean stops are cifar10_train.py's.
+Checkpoints, summaries, resuming and clean stops are those of every trainer
+(training.py).
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -17,13 +18,14 @@ from __future__ import print_function
 
 from absl import flags
 
+import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
-from cifar10 import tf
-import cifar10_train
+from compat import tf
+import training
 
 FLAGS = flags.FLAGS
-# --help lists the flags of the main module only; these are ours too.
-flags.adopt_module_key_flags(cifar10_train)
+cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
+                 'session')
 flags.DEFINE_integer('num_gpus', 1, 'How many GPUs (towers) to use.',
                      lower_bound=1)
 flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
@@ -31,9 +33,9 @@ flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
                   '--num_gpus towers on as many CPU devices.')
 
 
-def tower_loss(scope, images, labels):
+def tower_loss(scope, images, labels, model_options):
   """Builds one tower and returns its total loss (cross-entropy + decay)."""
-  logits = cifar10.inference(images)
+  logits = cifar10.inference(images, **model_options)
   return cifar10.loss(logits, labels, scope=scope)
 
 
@@ -91,8 +93,12 @@ class _PlacementHook(tf.train.SessionRunHook):
             flush=True)
 
 
-def build_towers(images, labels, num_towers, devices):
+def build_towers(images, labels, num_towers, devices, model_options=None,
+                 recipe=cifar10.TUTORIAL_RECIPE):
   """Builds the towers on devices; returns (tower grads, tower 0's loss, ops).
+
+  model_options are inference()'s keyword arguments (default: the
+  tutorial's network); recipe's optimizer computes the gradients.
 
   images and labels hold num_towers batches, split here so that every tower
   dequeues from the same queue. Only the first tower gets summaries; the
@@ -111,7 +117,8 @@ def build_towers(images, labels, num_towers, devices):
       with tf.device(devices[i]):
         with tf.name_scope('%s_%d' % (cifar10.TOWER_NAME, i)) as scope:
           kept = len(summaries)
-          loss = tower_loss(scope, image_splits[i], label_splits[i])
+          loss = tower_loss(scope, image_splits[i], label_splits[i],
+                            model_options or {})
           if i > 0:
             del summaries[kept:]
           if i == 0:
@@ -122,7 +129,7 @@ def build_towers(images, labels, num_towers, devices):
                 tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope))
           tf.get_variable_scope().reuse_variables()
           tower_grads.append(
-              cifar10.optimizer(1.0).compute_gradients(loss))
+              cifar10.optimizer(1.0, recipe).compute_gradients(loss))
   return tower_grads, first_loss, summary_deps
 
 
@@ -136,35 +143,37 @@ def train():
       ' (missing GPUs fall back to the CPU by soft placement)'
       if FLAGS.tower_device == 'gpu' and found < num_towers else ''),
         flush=True)
-  with tf.Graph().as_default(), tf.device('/cpu:0'):
-    if FLAGS.seed is not None:
-      tf.set_random_seed(FLAGS.seed)
+  split = cli.data_split('train')
+  recipe = cli.recipe()
+  with training.new_graph(FLAGS.seed), tf.device('/cpu:0'):
     global_step = tf.train.get_or_create_global_step()
-    num_examples = cifar10_train.cifar10_input_examples()
     examples_per_step = FLAGS.batch_size * num_towers
-    lr = cifar10.learning_rate(global_step, num_examples, examples_per_step)
+    lr = cifar10.learning_rate(global_step, split.num_examples,
+                               examples_per_step, recipe)
     images, labels = cifar10.distorted_inputs(
-        batch_size=examples_per_step, num_examples_per_epoch=num_examples)
-    tower_grads, first_loss, deps = build_towers(images, labels, num_towers,
-                                                 devices)
+        FLAGS.data_dir, examples_per_step, FLAGS.use_fp16, split,
+        min_fraction_of_examples_in_queue=(
+            FLAGS.min_fraction_of_examples_in_queue))
+    tower_grads, first_loss, deps = build_towers(
+        images, labels, num_towers, devices, cli.model_options(), recipe)
     grads = average_gradients(tower_grads)
-    train_op = cifar10.apply_gradients(grads, global_step, lr,
+    train_op = cifar10.apply_gradients(grads, global_step, lr, recipe,
                                        dependencies=deps)
     device_count = ({'CPU': num_towers} if FLAGS.tower_device == 'cpu'
                     else {})
-    config = cifar10_train.session_config(allow_soft_placement=True,
-                                          device_count=device_count)
-    cifar10_train.run_training(train_op, first_loss, examples_per_step,
-                               config=config,
-                               hooks=[_PlacementHook(num_towers)])
+    config = cli.session_config(allow_soft_placement=True,
+                                device_count=device_count)
+    training.run_training(train_op, first_loss, examples_per_step,
+                          cli.loop_options(), config,
+                          hooks=[_PlacementHook(num_towers)])
 
 
 def main(argv=None):
   del argv
-  cifar10.maybe_download_and_extract()
-  cifar10_train.prepare_train_dir(FLAGS.train_dir)
+  cli.maybe_download_and_extract()
+  training.prepare_train_dir(FLAGS.train_dir)
   train()
 
 
 if __name__ == '__main__':
-  cifar10.run(main)
+  cli.run(main)

@@ -1,0 +1,174 @@
+"""The datasets the pipeline reads: where their files are, how to check them.
+
+A `Dataset` describes one binary layout (CIFAR-10, CIFAR-100 with its fine or
+coarse labels): its directory and files, its label bytes, where to download
+it from. `split` picks the records of one split of a data directory
+(training, a validation hold-out at the end of the training files, test).
+
+The CIFAR binary format: every record is its label byte(s) followed by 3,072
+pixel bytes, stored depth-major (1,024 red, then green, then blue, each 32x32
+row-major). Files have no header or footer, so the number of records in a
+file is its size divided by the record size: it is read from the files,
+never assumed.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import collections
+import os
+
+import numpy as np
+
+from errors import DataError
+from errors import UserError
+
+DATA_DIR = '/tmp/cifar10_data'        # the tutorial's default --data_dir
+
+ORIGINAL_IMAGE_SIZE = 32
+IMAGE_DEPTH = 3
+IMAGE_BYTES = ORIGINAL_IMAGE_SIZE * ORIGINAL_IMAGE_SIZE * IMAGE_DEPTH
+NUM_CLASSES = 10
+BATCHES_DIR = 'cifar-10-batches-bin'
+TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
+EVAL_FILES = ['test_batch.bin']
+
+
+class Dataset(collections.namedtuple('Dataset', [
+    'name', 'batches_dir', 'train_files', 'eval_files', 'label_classes',
+    'label_byte', 'url', 'md5', 'tarball', 'label_names'])):
+  """One binary dataset: where its files are, how to read a label, where from.
+
+  Each record starts with one byte per entry of label_classes (that label's
+  number of classes); label_byte picks the label the model learns, and
+  label_names is the file in batches_dir naming its classes, one per line.
+  """
+
+  @property
+  def label_bytes(self):
+    return len(self.label_classes)
+
+  @property
+  def num_classes(self):
+    return self.label_classes[self.label_byte]
+
+  @property
+  def record_bytes(self):
+    return self.label_bytes + IMAGE_BYTES
+
+
+CIFAR10 = Dataset(
+    name='cifar10', batches_dir=BATCHES_DIR, train_files=TRAIN_FILES,
+    eval_files=EVAL_FILES, label_classes=(NUM_CLASSES,), label_byte=0,
+    url='https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+    md5='c32a1d4ab5d03f1284b67883e8d87530', tarball='cifar-10-binary.tar.gz',
+    label_names='batches.meta.txt')
+CIFAR100 = Dataset(
+    name='cifar100', batches_dir='cifar-100-binary', train_files=['train.bin'],
+    eval_files=['test.bin'], label_classes=(20, 100), label_byte=1,
+    url='https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
+    md5='03b5dce01913d631647c71ecec9e9cb8', tarball='cifar-100-binary.tar.gz',
+    label_names='fine_label_names.txt')
+CIFAR100_COARSE = CIFAR100._replace(label_byte=0,
+                                    label_names='coarse_label_names.txt')
+NAMES = ('cifar10', 'cifar100')
+
+
+def dataset(name='cifar10', cifar100_labels='fine'):
+  """The Dataset called name; CIFAR-100 with its fine or coarse labels."""
+  if name == 'cifar10':
+    return CIFAR10
+  if name == 'cifar100':
+    return CIFAR100_COARSE if cifar100_labels == 'coarse' else CIFAR100
+  raise ValueError('unknown dataset %r' % name)
+
+
+def data_files(data_dir, eval_data, ds=CIFAR10):
+  """Returns the paths of the training files, or of the test file if eval_data."""
+  names = ds.eval_files if eval_data else ds.train_files
+  return [os.path.join(data_dir, ds.batches_dir, name) for name in names]
+
+
+def count_examples(filenames, ds=CIFAR10):
+  """Checks every file and returns how many records they hold together.
+
+  Raises DataError naming the first file that is missing, empty, not a whole
+  number of records, or holding a label outside its range (every label byte
+  of every record is checked). Scanning the labels is cheap and turns a
+  silent training on garbage into an error.
+  """
+  record_bytes = ds.record_bytes
+  total = 0
+  for path in filenames:
+    if not os.path.isfile(path):
+      raise DataError('%s: file not found' % path)
+    size = os.path.getsize(path)
+    if size == 0 or size % record_bytes:
+      raise DataError('%s: size %d bytes is not a positive multiple of the '
+                      'record size %d' % (path, size, record_bytes))
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, record_bytes)
+    for byte, limit in enumerate(ds.label_classes):
+      labels = records[:, byte]
+      bad = np.flatnonzero(labels >= limit)
+      if bad.size:
+        raise DataError('%s: record %d has label %d, outside 0..%d'
+                        % (path, bad[0], labels[bad[0]], limit - 1))
+    total += size // record_bytes
+  return total
+
+
+def record_ranges(filenames, records=None, ds=CIFAR10):
+  """The part of each file that the global range records=(start, stop) covers.
+
+  records counts over the files concatenated in order (None: all of them).
+  Returns [(path, first, end)] for the files with at least one record in the
+  range, record numbers local to each file, and the number of records.
+  """
+  sizes = [os.path.getsize(path) // ds.record_bytes for path in filenames]
+  start, stop = records if records is not None else (0, sum(sizes))
+  ranges = []
+  offset = 0
+  for path, size in zip(filenames, sizes):
+    first, end = max(start - offset, 0), min(stop - offset, size)
+    if first < end:
+      ranges.append((path, first, end))
+    offset += size
+  return ranges, sum(end - first for _, first, end in ranges)
+
+
+class Split(collections.namedtuple('Split', [
+    'ds', 'filenames', 'records', 'num_examples'])):
+  """Some records of a data directory's files.
+
+  records is the (start, stop) range over the files concatenated in order
+  (None: all of them), the `records` argument of cifar10_input's pipelines.
+  """
+
+
+SPLITS = ('train', 'train_eval', 'validation', 'test')
+
+
+def split(data_dir, name, ds=CIFAR10, validation_examples=0):
+  """The Split called name of data_dir's ds files; every file is checked.
+
+  name: 'train' (the training files less their last validation_examples
+  records; 'train_eval' is the same records), 'validation' (those last
+  records) or 'test'. Raises UserError when validation_examples does not fit.
+  """
+  filenames = data_files(data_dir, name == 'test', ds)
+  total = count_examples(filenames, ds)
+  if name == 'test':
+    return Split(ds, filenames, None, total)
+  if validation_examples >= total:
+    raise UserError('--validation_examples=%d: must be less than the %d '
+                    'training records' % (validation_examples, total))
+  if name == 'validation':
+    if not validation_examples:
+      raise UserError('--eval_data=validation needs --validation_examples=N, '
+                      'the N that training held out')
+    return Split(ds, filenames, (total - validation_examples, total),
+                 validation_examples)
+  if name not in ('train', 'train_eval'):
+    raise ValueError('unknown split %r' % name)
+  return Split(ds, filenames, (0, total - validation_examples),
+               total - validation_examples)

@@ -1,0 +1,168 @@
+"""Downloads and unpacks a dataset's tarball, all or nothing.
+
+The bytes go to a temporary file, which becomes the tarball only once
+complete and verified against its MD5; it is unpacked into a staging
+directory, which becomes the data directory only once every file checks
+out. A failed attempt leaves the disk as it was.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+
+from six.moves import urllib
+
+import datasets
+from errors import DataError
+from errors import DownloadError
+
+DOWNLOAD_TIMEOUT_SECS = 60
+URL_VARIABLE = 'CIFAR10_DATA_URL'
+
+
+def _md5(path):
+  digest = hashlib.md5()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _download(url, dest_dir, expected_md5, tarball):
+  """Downloads url into dest_dir/tarball, verified; returns the path.
+
+  The bytes go to a temporary file first, renamed only once complete and
+  verified, so tarball is never a partial or corrupt file.
+  """
+  final = os.path.join(dest_dir, tarball)
+  fd, part = tempfile.mkstemp(prefix=tarball + '.', suffix='.part',
+                              dir=dest_dir)
+  try:
+    with os.fdopen(fd, 'wb') as out:
+      response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECS)
+      expected_size = int(response.headers.get('Content-Length') or 0)
+      received = 0
+      for chunk in iter(lambda: response.read(1 << 16), b''):
+        out.write(chunk)
+        received += len(chunk)
+        if sys.stderr.isatty():
+          sys.stderr.write('\r>> Downloading %s %.1f%%' % (
+              tarball, 100.0 * received / max(expected_size, 1)))
+          sys.stderr.flush()
+      if sys.stderr.isatty():
+        sys.stderr.write('\n')
+    if expected_size and received != expected_size:
+      raise DownloadError('%s: transfer truncated, got %d of %d bytes'
+                          % (url, received, expected_size))
+    actual_md5 = _md5(part)
+    if actual_md5 != expected_md5:
+      raise DownloadError('%s: checksum mismatch, MD5 %s, expected %s'
+                          % (url, actual_md5, expected_md5))
+    os.rename(part, final)
+    print('Successfully downloaded %s (%d bytes).' % (tarball, received))
+    return final
+  except urllib.error.HTTPError as e:
+    # Its `reason` alone ("Not Found") would hide the status code.
+    raise DownloadError('%s: download failed: HTTP error %d %s'
+                        % (url, e.code, e.reason))
+  except (IOError, OSError, ValueError) as e:
+    raise DownloadError('%s: download failed: %s' % (url, getattr(e, 'reason', e)))
+  finally:
+    if os.path.exists(part):
+      os.remove(part)
+
+
+def _extract(tarball, dest_dir, ds):
+  """Unpacks ds.batches_dir from tarball into dest_dir, all or nothing."""
+  staging = tempfile.mkdtemp(prefix='.extract-', dir=dest_dir)
+  try:
+    try:
+      with tarfile.open(tarball, 'r:gz') as tar:
+        members = [m for m in tar.getmembers()
+                   if m.name.split('/')[0] == ds.batches_dir]
+        if not members:
+          raise DownloadError('%s: holds no %s/ directory'
+                              % (tarball, ds.batches_dir))
+        for m in members:
+          if not (m.isfile() or m.isdir()) or '..' in m.name.split('/'):
+            raise DownloadError('%s: unsafe member %s' % (tarball, m.name))
+        tar.extractall(staging, members)
+    except (tarfile.TarError, IOError, OSError, EOFError) as e:
+      raise DownloadError('%s: not a readable gzip tar file: %s' % (tarball, e))
+    try:
+      datasets.count_examples(
+          datasets.data_files(staging, False, ds) +
+          datasets.data_files(staging, True, ds), ds)
+    except DataError as e:
+      # Name the tarball's member, not the staging copy about to be removed.
+      raise DownloadError('%s: %s' % (
+          tarball, str(e).replace(staging + os.sep, '')))
+    os.rename(os.path.join(staging, ds.batches_dir),
+              os.path.join(dest_dir, ds.batches_dir))
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
+                               expected_md5=None, ds=datasets.CIFAR10):
+  """Makes sure data_dir holds ds's directory, downloading it if needed.
+
+  Present data is left alone. A verified tarball already in data_dir is
+  unpacked without downloading it again. Raises DownloadError (one line naming
+  the directory, the URL and the manual way) when the data cannot be had.
+  url defaults to data_url(ds), expected_md5 to ds's checksum.
+  """
+  url = url or data_url(ds)
+  expected_md5 = expected_md5 or ds.md5
+  batches = os.path.join(data_dir, ds.batches_dir)
+  if os.path.isdir(batches):
+    return
+  created = _missing_dirs(data_dir)
+  downloaded = None
+  try:
+    try:
+      if not os.path.isdir(data_dir):
+        os.makedirs(data_dir)
+    except OSError as e:
+      raise DownloadError('cannot create the directory: %s' % e.strerror)
+    tarball = os.path.join(data_dir, ds.tarball)
+    if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
+      tarball = downloaded = _download(url, data_dir, expected_md5, ds.tarball)
+    _extract(tarball, data_dir, ds)
+  except DataError as e:
+    # A failed attempt leaves the disk as it was: a tarball that cannot be
+    # unpacked would only make the next attempt fail without downloading.
+    if downloaded:
+      os.remove(downloaded)
+    for path in created:
+      try:
+        os.rmdir(path)
+      except OSError:
+        pass  # not empty, or never made: not ours to remove
+    raise DownloadError(
+        '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
+        'download that file by hand and unpack it into %s'
+        % (data_dir, ds.batches_dir, url, e, data_dir))
+
+
+def _missing_dirs(path):
+  """path and those of its parents that do not exist yet, deepest first."""
+  missing = []
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    missing.append(path)
+    path = os.path.dirname(path)
+  return missing
+
+
+def data_url(ds):
+  """ds's official URL; for CIFAR-10, $CIFAR10_DATA_URL when set."""
+  if ds.name == 'cifar10':
+    return os.environ.get(URL_VARIABLE) or ds.url
+  return ds.url

@@ -1,0 +1,127 @@
+"""Layer helpers shared by every network: variables, weight decay, batch
+normalization, locally connected layers and summaries with exact tags.
+
+Variables live on the CPU, so that the towers of the multi-GPU trainer share
+one copy; a weight-decay term joins the `losses` collection, which
+cifar10.loss adds up.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import re
+
+from compat import tf
+
+BATCH_NORM_DECAY = 0.99           # of the moving mean and variance
+BATCH_NORM_EPSILON = 1e-3
+
+
+def _op_name(tag):
+  return re.sub(r'[^\w./-]', '_', tag)
+
+
+def scalar_summary(tag, value):
+  """A scalar summary whose TensorBoard tag is exactly `tag`.
+
+  tf.summary.scalar derives its tag from a fresh op name, so `total_loss`
+  would become `total_loss_1` (the loss op owns that name) and ' (raw)'
+  would become '__raw_'. The raw op takes the tag as given.
+  """
+  op = tf.raw_ops.ScalarSummary(tags=tag, values=value, name=_op_name(tag))
+  tf.add_to_collection(tf.GraphKeys.SUMMARIES, op)
+  return op
+
+
+def histogram_summary(tag, values):
+  """A histogram summary whose tag is exactly `tag` (see scalar_summary)."""
+  op = tf.raw_ops.HistogramSummary(tag=tag, values=values, name=_op_name(tag))
+  tf.add_to_collection(tf.GraphKeys.SUMMARIES, op)
+  return op
+
+
+def activation_summary(x, layer):
+  """Histogram and sparsity summaries of a layer's activations.
+
+  They are made at the root name scope, so their tags are `<layer>/...` in
+  every script, without the `tower_N/` prefix of multi-device training.
+  """
+  with tf.name_scope(None):
+    histogram_summary(layer + '/activations', x)
+    scalar_summary(layer + '/sparsity', tf.nn.zero_fraction(x))
+
+
+def variable_on_cpu(name, shape, initializer, dtype, trainable=True):
+  with tf.device('/cpu:0'):
+    return tf.get_variable(name, shape, initializer=initializer, dtype=dtype,
+                           trainable=trainable)
+
+
+def variable_with_weight_decay(name, shape, stddev, wd, dtype):
+  """A truncated-normal variable whose `wd * l2_loss` joins the `losses`."""
+  var = variable_on_cpu(
+      name, shape, tf.truncated_normal_initializer(stddev=stddev, dtype=dtype),
+      dtype)
+  if wd is not None:
+    weight_decay = tf.multiply(tf.nn.l2_loss(var), wd, name='weight_loss')
+    tf.add_to_collection('losses', weight_decay)
+  return var
+
+
+def batch_norm(x, axes, train, dtype):
+  """Batch normalization of x over axes, with a learned offset and scale.
+
+  Training normalizes with the batch's statistics and adds the ops updating
+  the moving mean and variance to the UPDATE_OPS collection (the trainers
+  run them with the train op); evaluation normalizes with the moving ones,
+  which are variables and so are saved in checkpoints.
+  """
+  shape = x.shape.as_list()[len(axes):]
+  beta = variable_on_cpu('beta', shape, tf.zeros_initializer(), dtype)
+  gamma = variable_on_cpu('gamma', shape, tf.ones_initializer(), dtype)
+  moving_mean = variable_on_cpu('moving_mean', shape, tf.zeros_initializer(),
+                                dtype, trainable=False)
+  moving_variance = variable_on_cpu('moving_variance', shape,
+                                    tf.ones_initializer(), dtype,
+                                    trainable=False)
+  if train:
+    mean, variance = tf.nn.moments(x, axes)
+    for moving, batch in ((moving_mean, mean), (moving_variance, variance)):
+      tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, tf.assign_sub(
+          moving, (moving - batch) * (1.0 - BATCH_NORM_DECAY)))
+  else:
+    mean, variance = moving_mean, moving_variance
+  return tf.nn.batch_normalization(x, mean, variance, beta, gamma,
+                                   BATCH_NORM_EPSILON)
+
+
+def locally_connected(x, depth, size, stddev, wd, dtype):
+  """A SAME-padded, stride-1 convolution whose filters differ per position.
+
+  x is [batch, height, width, channels]. The weights variable is
+  [height, width, size, size, channels, depth]: output position (i, j) sees
+  the size x size neighbourhood of input position (i, j) through its own
+  filters. Returns [batch, height, width, depth], without biases.
+  """
+  _, height, width, channels = x.shape.as_list()
+  weights = variable_with_weight_decay(
+      'weights', [height, width, size, size, channels, depth], stddev, wd,
+      dtype)
+  patch = size * size * channels
+  # Each patch comes out flattened in (row, column, channel) order, the
+  # order of a position's weights reshaped below.
+  patches = tf.extract_image_patches(x, ksizes=[1, size, size, 1],
+                                     strides=[1, 1, 1, 1], rates=[1, 1, 1, 1],
+                                     padding='SAME')
+  patches = tf.transpose(tf.reshape(patches, [-1, height * width, patch]),
+                         [1, 0, 2])
+  # One matrix product per position: [positions, batch, depth].
+  out = tf.matmul(patches, tf.reshape(weights, [height * width, patch, depth]))
+  return tf.reshape(tf.transpose(out, [1, 0, 2]), [-1, height, width, depth])
+
+
+def flatten(x):
+  flat_size = 1
+  for dim in x.shape.as_list()[1:]:
+    flat_size *= dim
+  return tf.reshape(x, [-1, flat_size])

@@ -1,0 +1,251 @@
+"""The training loop that every trainer shares, and what it needs around it.
+
+`run_training` runs a train op in a MonitoredTrainingSession: it resumes from
+the latest checkpoint of the train directory, logs the tutorial's progress
+line, checkpoints and writes summaries, and stops cleanly on SIGINT or
+SIGTERM with a checkpoint at the step reached. cifar10_train.py,
+cifar10_multi_gpu_train.py and cifar10_dist_train.py build their graphs and
+hand them to it.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import collections
+import contextlib
+from datetime import datetime
+import os
+import signal
+import time
+
+import checkpoints
+from compat import tf
+from errors import UserError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class LoopOptions(collections.namedtuple('LoopOptions', [
+    'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
+    'save_checkpoint_steps', 'save_summaries_steps'])):
+  """Where the loop writes, how long it runs, how often it logs and saves.
+
+  save_checkpoint_steps, when set, replaces save_checkpoint_secs.
+  """
+
+
+class _LoggerHook(tf.train.SessionRunHook):
+  """Prints the tutorial's progress line every --log_frequency steps.
+
+  It also remembers the last step and loss, so that a NaN can be reported
+  with the step it happened at.
+  """
+
+  def __init__(self, total_loss, examples_per_step, log_frequency,
+               own_steps=False):
+    self._loss = total_loss
+    self._examples_per_step = examples_per_step
+    self._log_frequency = log_frequency
+    # With other workers also moving global_step, a worker paces its lines
+    # and its examples/sec by the steps it ran itself.
+    self._own_steps = own_steps
+    self.step = None
+    self.loss = None
+    self.runs = 0
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+
+  def after_create_session(self, session, coord):
+    self._start_time = time.time()
+    self._start_step = self.step = session.run(self._global_step)
+    self._start_runs = self._created_runs = self.runs
+    self._created_step = self.step
+
+  def before_run(self, run_context):
+    return tf.train.SessionRunArgs([self._global_step, self._loss])
+
+  def after_run(self, run_context, run_values):
+    step_before, self.loss = run_values.results
+    self.runs += 1
+    # global_step fetched beside train_op may be read before or after its
+    # increment; alone, this process knows the step exactly by counting.
+    self.step = (step_before + 1 if self._own_steps else
+                 self._created_step + self.runs - self._created_runs)
+    if (self.runs if self._own_steps else self.step) % self._log_frequency == 0:
+      now = time.time()
+      steps = (self.runs - self._start_runs if self._own_steps
+               else self.step - self._start_step)
+      sec_per_batch = (now - self._start_time) / max(steps, 1)
+      print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)'
+            % (datetime.now(), self.step, self.loss,
+               self._examples_per_step / sec_per_batch, sec_per_batch),
+            flush=True)
+      self._start_time, self._start_step = now, self.step
+      self._start_runs = self.runs
+
+
+class _StopOnSignalHook(tf.train.SessionRunHook):
+  """Turns SIGINT and SIGTERM into a clean stop after the current step.
+
+  The session then closes normally, and its checkpoint saver writes a final
+  checkpoint at the step reached.
+  """
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+
+  def install(self):
+    for sig in STOP_SIGNALS:
+      self._previous[sig] = signal.signal(sig, self._handle)
+
+  def uninstall(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def after_run(self, run_context, run_values):
+    if self.signal_name:
+      run_context.request_stop()
+
+
+def prepare_dir(flag, path):
+  """Creates directory path if needed; UserError naming flag if unusable."""
+  try:
+    if not os.path.isdir(path):
+      os.makedirs(path)
+  except OSError as e:
+    raise UserError('%s=%s: cannot create it: %s' % (flag, path, e.strerror))
+  if not os.access(path, os.W_OK | os.X_OK):
+    raise UserError('%s=%s: not writable' % (flag, path))
+
+
+def prepare_train_dir(train_dir):
+  """Creates train_dir if needed and checks that training can resume there.
+
+  Raises UserError when the directory cannot be written, or when its latest
+  checkpoint is unreadable (which is then left untouched).
+  """
+  prepare_dir('--train_dir', train_dir)
+  latest = tf.train.latest_checkpoint(train_dir)
+  if latest:
+    try:
+      checkpoints.read_checkpoint(latest)
+    except UserError as e:
+      raise UserError(
+          '%s; refusing to resume from it (nothing was changed): move it '
+          'away to resume from an earlier one, or use another --train_dir' % e)
+
+
+@contextlib.contextmanager
+def new_graph(seed=None):
+  """A new default graph; seed, when given, is its graph-level random seed.
+
+  The same seed, data and flags then give the same initial weights.
+  """
+  with tf.Graph().as_default() as graph:
+    if seed is not None:
+      tf.set_random_seed(seed)
+    yield graph
+
+
+def checkpoint_saver():
+  """The session's usual sharded saver, but with relative checkpoint paths.
+
+  The `checkpoint` file then names its checkpoints relative to --train_dir,
+  so a moved or copied directory resumes from its own checkpoints rather
+  than from (or, once gone, without) those of its old location.
+  """
+  return tf.train.Saver(sharded=True, allow_empty=True,
+                        save_relative_paths=True)
+
+
+def _check_resumable(train_dir):
+  """Raises UserError when train_dir's checkpoint cannot restore this graph.
+
+  Without it, resuming a directory trained with other model flags (or by
+  the other trainer) ends in TensorFlow's NotFoundError traceback. Returns
+  the checkpoint to resume from, or None.
+  """
+  latest = tf.train.latest_checkpoint(train_dir)
+  if not latest:
+    return None
+  variables = {v.op.name: v for v in tf.global_variables()}
+  try:
+    checkpoints.checkpoint_var_list(latest, {}, variables,
+                                    moving_average=False)
+  except UserError as e:
+    raise UserError('--train_dir=%s: cannot resume: %s; use another '
+                    '--train_dir (nothing was changed)' % (train_dir, e))
+  return latest
+
+
+def run_training(train_op, total_loss, examples_per_step, options, config,
+                 hooks=(), master='', is_chief=True, scaffold=None,
+                 **session_kwargs):
+  """Runs train_op until options.max_steps, checkpointing into options.train_dir.
+
+  Shared by the single-device, multi-device and distributed scripts. Resumes
+  from the latest checkpoint, logs every options.log_frequency steps, stops
+  cleanly on SIGINT or SIGTERM with a final checkpoint, and reports a NaN
+  loss as a UserError. In a cluster, master is this worker's server target,
+  and only the chief initialises, checkpoints and writes summaries; scaffold
+  may bring another saver, and session_kwargs are more
+  MonitoredTrainingSession arguments (max_wait_secs, ...).
+  Returns the logger hook: .runs is the number of steps this process ran,
+  .step the last global step it saw.
+  """
+  logger = _LoggerHook(total_loss, examples_per_step, options.log_frequency,
+                       own_steps=bool(master))
+  stopper = _StopOnSignalHook()
+  all_hooks = [tf.train.StopAtStepHook(last_step=options.max_steps),
+               logger, stopper, tf.train.NanTensorHook(total_loss)]
+  all_hooks.extend(hooks)
+  save_secs = (None if options.save_checkpoint_steps
+               else options.save_checkpoint_secs)
+  resume_from = _check_resumable(options.train_dir) if is_chief else None
+  if resume_from:
+    print('Resuming from %s' % resume_from, flush=True)
+  stopper.install()
+  try:
+    with tf.train.MonitoredTrainingSession(
+        master=master,
+        is_chief=is_chief,
+        scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
+        checkpoint_dir=options.train_dir,
+        hooks=all_hooks,
+        save_checkpoint_secs=save_secs,
+        save_checkpoint_steps=options.save_checkpoint_steps,
+        save_summaries_steps=options.save_summaries_steps,
+        config=config,
+        **session_kwargs) as mon_sess:
+      # StopAtStepHook only checks after a step, so a directory already at
+      # max_steps (or max_steps=0) would otherwise train one step more.
+      if logger.step < options.max_steps:
+        while not mon_sess.should_stop():
+          mon_sess.run(train_op)
+  except tf.train.NanLossDuringTrainingError:
+    raise UserError(
+        'loss is NaN at step %s (loss = %s); training stopped, the last '
+        'checkpoint in %s is kept' % (logger.step, logger.loss,
+                                      options.train_dir))
+  except tf.errors.InvalidArgumentError as e:
+    # A NaN reaching a histogram summary fails its step before the loss check.
+    if 'Nan in summary histogram' not in e.message:
+      raise
+    raise UserError(
+        'NaN at step %s (%s); training stopped, the last checkpoint in %s is '
+        'kept' % (logger.step + 1, e.message[e.message.find('Nan in summary'):]
+                  .splitlines()[0], options.train_dir))
+  finally:
+    stopper.uninstall()
+  if stopper.signal_name:
+    print('Stopped by %s at step %s%s'
+          % (stopper.signal_name, logger.step,
+             '; checkpoint saved in %s' % options.train_dir if is_chief
+             else ''), flush=True)
+  return logger

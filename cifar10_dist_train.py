@@ -120,10 +120,7 @@ def build_model(cluster, task_index, split):
       worker_device=worker_device, cluster=tf.train.ClusterSpec(cluster))):
     global_step = tf.train.get_or_create_global_step()
     with tf.device(worker_device + '/cpu:0'):
-      images, labels = cifar10.distorted_inputs(
-          FLAGS.data_dir, FLAGS.batch_size, FLAGS.use_fp16, split,
-          min_fraction_of_examples_in_queue=(
-              FLAGS.min_fraction_of_examples_in_queue))
+      images, labels = cli.distorted_inputs(split, FLAGS.batch_size)
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     sync = _SyncOptimizerMaker(num_workers) if FLAGS.sync_replicas else None

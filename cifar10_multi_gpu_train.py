@@ -150,10 +150,7 @@ def train():
     examples_per_step = FLAGS.batch_size * num_towers
     lr = cifar10.learning_rate(global_step, split.num_examples,
                                examples_per_step, recipe)
-    images, labels = cifar10.distorted_inputs(
-        FLAGS.data_dir, examples_per_step, FLAGS.use_fp16, split,
-        min_fraction_of_examples_in_queue=(
-            FLAGS.min_fraction_of_examples_in_queue))
+    images, labels = cli.distorted_inputs(split, examples_per_step)
     tower_grads, first_loss, deps = build_towers(
         images, labels, num_towers, devices, cli.model_options(), recipe)
     grads = average_gradients(tower_grads)
@@ -168,12 +165,5 @@ def train():
                           hooks=[_PlacementHook(num_towers)])
 
 
-def main(argv=None):
-  del argv
-  cli.maybe_download_and_extract()
-  training.prepare_train_dir(FLAGS.train_dir)
-  train()
-
-
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run_trainer(train)

@@ -30,10 +30,7 @@ def train():
     global_step = tf.train.get_or_create_global_step()
     # The input pipeline stays on the CPU, whatever device runs the model.
     with tf.device('/cpu:0'):
-      images, labels = cifar10.distorted_inputs(
-          FLAGS.data_dir, FLAGS.batch_size, FLAGS.use_fp16, split,
-          min_fraction_of_examples_in_queue=(
-              FLAGS.min_fraction_of_examples_in_queue))
+      images, labels = cli.distorted_inputs(split, FLAGS.batch_size)
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
@@ -42,12 +39,5 @@ def train():
                           cli.loop_options(), cli.session_config())
 
 
-def main(argv=None):
-  del argv
-  cli.maybe_download_and_extract()
-  training.prepare_train_dir(FLAGS.train_dir)
-  train()
-
-
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run_trainer(train)

@@ -211,6 +211,14 @@ def maybe_download_and_extract():
                                      ds=dataset())
 
 
+def distorted_inputs(split, batch_size):
+  """cifar10.distorted_inputs of split with the flags' --use_fp16 and queue."""
+  return cifar10.distorted_inputs(
+      FLAGS.data_dir, batch_size, FLAGS.use_fp16, split,
+      min_fraction_of_examples_in_queue=(
+          FLAGS.min_fraction_of_examples_in_queue))
+
+
 def model_options(train=True):
   """inference()'s keyword arguments from the model flags."""
   options = dict(model=FLAGS.model, norm=FLAGS.norm,
@@ -254,6 +262,16 @@ def fail(message):
   sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
                                         message))
   sys.exit(1)
+
+
+def run_trainer(train):
+  """Runs a trainer: fetches the data, checks --train_dir, calls train()."""
+  def main(argv):
+    del argv
+    maybe_download_and_extract()
+    training.prepare_train_dir(FLAGS.train_dir)
+    train()
+  run(main)
 
 
 def run(main):

@@ -1,104 +1,42 @@
-"""Tests of cifar10.maybe_download_and_extract against a real local HTTP server.
+"""Getting the data: cifar10.maybe_download_and_extract against a real local
+HTTP server, and the official sources it fetches from by default.
 
-The server runs in a thread on 127.0.0.1 and serves tarballs the tests build;
-it counts requests, so a test can tell whether anything was fetched.
+The server (fakes.DownloadServer) runs in a thread on 127.0.0.1 and serves
+tarballs the tests build; it counts requests, so a test can tell whether
+anything was fetched.
 """
-import hashlib
-import io
 import os
-import socket
-import tarfile
-import threading
-
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 
 import pytest
 
-from conftest import make_records, run_script
+from conftest import run_script
 import cifar10
+import fakes
 
-BATCH_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)] + [
-    'test_batch.bin']
-RECORDS_PER_FILE = 3
 TRUNCATED_PREFIX = '/truncated/'
 MISSING_BYTES = 5000   # announced in Content-Length but never sent
 
-
-def _tarball(files):
-  """A gzip tarball holding {member name: bytes}; returns its bytes."""
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
-    for name, data in sorted(files.items()):
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return buf.getvalue()
-
-
-def _batch_files(directory='cifar-10-batches-bin'):
-  files = {}
-  for i, name in enumerate(BATCH_FILES):
-    data, _ = make_records([(i + j) % 10 for j in range(RECORDS_PER_FILE)],
-                           seed=i)
-    files[directory + '/' + name] = data
-  return files
-
-
-def _md5(data):
-  return hashlib.md5(data).hexdigest()
-
-
-GOOD_FILES = _batch_files()
-GOOD = _tarball(GOOD_FILES)
+# Three records a file: the download's cost is not what is tested.
+GOOD_FILES = fakes.dataset_members(train_per_file=3, test_records=3)
+GOOD = fakes.tarball(GOOD_FILES)
+GOOD_MD5 = fakes.md5(GOOD)
 NOT_GZIP = b'this is not a gzip file\n' * 200
-NO_BATCHES_DIR = _tarball(_batch_files('some-other-dir'))
-BAD_RECORDS = _tarball(dict(
-    _batch_files(), **{'cifar-10-batches-bin/test_batch.bin': b'x' * 100}))
-
-
-class _Handler(BaseHTTPRequestHandler):
-  """Serves server.routes; paths under TRUNCATED_PREFIX end early."""
-
-  def do_GET(self):
-    self.server.requests.append(self.path)
-    body = self.server.routes.get(self.path)
-    if body is None:
-      self.send_error(404, 'Not Found')
-      return
-    length = len(body)
-    if self.path.startswith(TRUNCATED_PREFIX):
-      length += MISSING_BYTES
-    self.send_response(200)
-    self.send_header('Content-Type', 'application/gzip')
-    self.send_header('Content-Length', str(length))
-    self.end_headers()
-    self.wfile.write(body)
-    self.close_connection = True
-
-  def log_message(self, *args):
-    pass
+NO_BATCHES_DIR = fakes.tarball(fakes.dataset_members(
+    'some-other-dir', train_per_file=3, test_records=3))
+BAD_RECORDS = fakes.tarball(dict(
+    GOOD_FILES, **{'cifar-10-batches-bin/test_batch.bin': b'x' * 100}))
 
 
 @pytest.fixture(scope='module')
-def server():
-  httpd = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-  httpd.daemon_threads = True
-  httpd.requests = []
-  httpd.routes = {
-      '/good.tar.gz': GOOD,
-      TRUNCATED_PREFIX + 'good.tar.gz': GOOD,
-      '/not-gzip.tar.gz': NOT_GZIP,
-      '/no-dir.tar.gz': NO_BATCHES_DIR,
-      '/bad-records.tar.gz': BAD_RECORDS,
-  }
-  httpd.base = 'http://127.0.0.1:%d' % httpd.server_address[1]
-  thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-  thread.start()
-  yield httpd
-  httpd.shutdown()
-  httpd.server_close()
-  thread.join()
+def server(download_server):
+  """The download server, serving the tarballs above."""
+  download_server.serve('/good.tar.gz', GOOD)
+  download_server.serve(TRUNCATED_PREFIX + 'good.tar.gz', GOOD,
+                        announced=len(GOOD) + MISSING_BYTES)
+  download_server.serve('/not-gzip.tar.gz', NOT_GZIP)
+  download_server.serve('/no-dir.tar.gz', NO_BATCHES_DIR)
+  download_server.serve('/bad-records.tar.gz', BAD_RECORDS)
+  return download_server
 
 
 def _leftovers(data_dir):
@@ -116,7 +54,7 @@ def test_download_fetches_verifies_and_extracts(server, tmp_path):
   data_dir = str(tmp_path / 'data')
   before = len(server.requests)
   cifar10.maybe_download_and_extract(data_dir, server.base + '/good.tar.gz',
-                                     expected_md5=_md5(GOOD))
+                                     expected_md5=GOOD_MD5)
   assert server.requests[before:] == ['/good.tar.gz']
   for member, data in GOOD_FILES.items():
     with open(os.path.join(data_dir, member), 'rb') as f:
@@ -129,28 +67,29 @@ def test_download_fetches_verifies_and_extracts(server, tmp_path):
 def test_present_data_is_not_fetched_again(server, tmp_path):
   data_dir = str(tmp_path / 'data')
   url = server.base + '/good.tar.gz'
-  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=_md5(GOOD))
+  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=GOOD_MD5)
   count = len(server.requests)
-  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=_md5(GOOD))
+  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=GOOD_MD5)
   # Extracted data present: a URL that would fail is not even tried.
   cifar10.maybe_download_and_extract(data_dir, server.base + '/missing.tar.gz',
-                                     expected_md5=_md5(GOOD))
+                                     expected_md5=GOOD_MD5)
   assert len(server.requests) == count
   # A verified tarball without its extracted data is unpacked, not fetched.
   batches = os.path.join(data_dir, 'cifar-10-batches-bin')
   for name in os.listdir(batches):
     os.remove(os.path.join(batches, name))
   os.rmdir(batches)
-  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=_md5(GOOD))
+  cifar10.maybe_download_and_extract(data_dir, url, expected_md5=GOOD_MD5)
   assert len(server.requests) == count
-  assert sorted(os.listdir(batches)) == sorted(BATCH_FILES)
+  assert sorted(os.listdir(batches)) == sorted(
+      os.path.basename(member) for member in GOOD_FILES)
 
 
 def test_url_can_come_from_the_environment(server, tmp_path, monkeypatch):
   monkeypatch.setenv('CIFAR10_DATA_URL', server.base + '/good.tar.gz')
   data_dir = str(tmp_path / 'data')
   before = len(server.requests)
-  cifar10.maybe_download_and_extract(data_dir, expected_md5=_md5(GOOD))
+  cifar10.maybe_download_and_extract(data_dir, expected_md5=GOOD_MD5)
   assert server.requests[before:] == ['/good.tar.gz']
   assert os.path.isdir(os.path.join(data_dir, 'cifar-10-batches-bin'))
 
@@ -158,13 +97,14 @@ def test_url_can_come_from_the_environment(server, tmp_path, monkeypatch):
 # (path served, MD5 the test expects, words the error must hold)
 FAILURES = {
     'checksum': ('/good.tar.gz', '0' * 32, 'checksum mismatch'),
-    'truncated': (TRUNCATED_PREFIX + 'good.tar.gz', _md5(GOOD),
+    'truncated': (TRUNCATED_PREFIX + 'good.tar.gz', GOOD_MD5,
                   'truncated'),
-    'not-found': ('/missing.tar.gz', _md5(GOOD), '404'),
-    'not-gzip': ('/not-gzip.tar.gz', _md5(NOT_GZIP), 'not a readable gzip'),
-    'no-batches-dir': ('/no-dir.tar.gz', _md5(NO_BATCHES_DIR),
+    'not-found': ('/missing.tar.gz', GOOD_MD5, '404'),
+    'not-gzip': ('/not-gzip.tar.gz', fakes.md5(NOT_GZIP),
+                 'not a readable gzip'),
+    'no-batches-dir': ('/no-dir.tar.gz', fakes.md5(NO_BATCHES_DIR),
                        'no cifar-10-batches-bin/'),
-    'bad-records': ('/bad-records.tar.gz', _md5(BAD_RECORDS),
+    'bad-records': ('/bad-records.tar.gz', fakes.md5(BAD_RECORDS),
                     'cifar-10-binary.tar.gz: '
                     'cifar-10-batches-bin/test_batch.bin: size 100 bytes'),
 }
@@ -188,18 +128,9 @@ def test_failed_download_is_one_clear_error_and_leaves_nothing(server,
   assert _contents(data_dir) == []
 
 
-def _free_port():
-  """A port on 127.0.0.1 where, once this returns, nothing listens."""
-  sock = socket.socket()
-  sock.bind(('127.0.0.1', 0))
-  port = sock.getsockname()[1]
-  sock.close()
-  return port
-
-
-def test_train_script_without_data_says_how_to_get_it(tmp_path):
+def test_train_script_without_data_says_how_to_get_it(server, tmp_path):
   data_dir = str(tmp_path / 'new-data')
-  url = 'http://127.0.0.1:%d/x.tar.gz' % _free_port()
+  url = server.dead_url
   result = run_script('cifar10_train.py', '--data_dir', data_dir,
                       '--data_url', url, '--train_dir', str(tmp_path / 'train'),
                       '--max_steps', '1', check=False)
@@ -212,30 +143,16 @@ def test_train_script_without_data_says_how_to_get_it(tmp_path):
   assert _contents(data_dir) == []
 
 
-def _cifar100_files():
-  """cifar-100-binary/ as the official tarball lays it out (two label bytes)."""
-  files = {}
-  for name in ('train.bin', 'test.bin'):
-    data, _ = make_records([0, 1, 2])
-    records = bytearray()
-    for i in range(3):
-      record = data[i * 3073:(i + 1) * 3073]
-      records += bytes([i]) + bytes([90 + i]) + record[1:]  # coarse, fine
-    files['cifar-100-binary/' + name] = bytes(records)
-  files['cifar-100-binary/fine_label_names.txt'] = b'apple\n' * 100
-  files['cifar-100-binary/coarse_label_names.txt'] = b'fruit\n' * 20
-  return files
-
-
 def test_download_of_cifar100_uses_its_own_directory_and_tarball(server,
                                                                  tmp_path):
-  tarball = _tarball(_cifar100_files())
-  server.routes['/cifar-100-binary.tar.gz'] = tarball
+  tarball = fakes.tarball(fakes.dataset_members(
+      fmt=fakes.CIFAR100, train_per_file=3, test_records=3))
+  server.serve('/cifar-100-binary.tar.gz', tarball)
   data_dir = str(tmp_path / 'data')
   ds = cifar10.cifar10_input.CIFAR100
   cifar10.maybe_download_and_extract(
       data_dir, server.base + '/cifar-100-binary.tar.gz',
-      expected_md5=_md5(tarball), ds=ds)
+      expected_md5=fakes.md5(tarball), ds=ds)
   assert _contents(data_dir) == ['cifar-100-binary', 'cifar-100-binary.tar.gz']
   assert _contents(os.path.join(data_dir, 'cifar-100-binary')) == [
       'coarse_label_names.txt', 'fine_label_names.txt', 'test.bin', 'train.bin']
@@ -244,7 +161,17 @@ def test_download_of_cifar100_uses_its_own_directory_and_tarball(server,
   # Its own checksum, not CIFAR-10's, guards it: the default is the official.
   other = str(tmp_path / 'other')
   with pytest.raises(cifar10.DownloadError, match='checksum mismatch, MD5 '
-                     '%s, expected %s' % (_md5(tarball), ds.md5)):
+                     '%s, expected %s' % (fakes.md5(tarball), ds.md5)):
     cifar10.maybe_download_and_extract(
         other, server.base + '/cifar-100-binary.tar.gz', ds=ds)
   assert not os.path.exists(other)
+
+
+def test_cifar100_source_is_the_official_one():
+  assert cifar10.cifar10_input.dataset('cifar100').url == (
+      'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz')
+  assert cifar10.cifar10_input.dataset('cifar100').md5 == (
+      '03b5dce01913d631647c71ecec9e9cb8')
+  assert cifar10.cifar10_input.dataset('cifar100', 'coarse').num_classes == 20
+  assert cifar10.cifar10_input.dataset('cifar10') is (
+      cifar10.cifar10_input.CIFAR10)

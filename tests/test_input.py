@@ -1,64 +1,37 @@
-"""Tests of cifar10_input: the real reader pipeline over files the tests write.
+"""The input pipeline of cifar10_input: reading, preprocessing, distortions.
 
 Every record read back is compared with the labels and pixels the test wrote,
 the evaluation preprocessing with a numpy crop and standardization, and each
 training image with the windows of the records it may have been cut from.
-Bad data files must be one clear error naming the file, in-process and from
-the training script.
+The batched crop and flip (a batch of records distorted at once) must still
+give each image its own uniformly drawn window and coin. Bad data files must
+be one clear error naming the file, in-process and from the training script.
 """
-import os
+import collections
 
 import numpy as np
 import pytest
 
-from conftest import make_records, run_script, write_dataset
+from conftest import numpy_eval_images, run_pipeline, run_script
+import cifar10
 from cifar10 import tf   # TensorFlow, imported quietly, in graph mode
 import cifar10_input
+import fakes
 
 CROP = 24
-OFFSET = (32 - CROP) // 2
-
-
-def _numpy_eval_images(pixels):
-  """The central 24x24 crop, standardized per image, computed independently."""
-  crop = pixels[:, OFFSET:OFFSET + CROP, OFFSET:OFFSET + CROP, :]
-  crop = crop.astype(np.float64)
-  flat = crop.reshape(len(crop), -1)
-  mean = flat.mean(axis=1)
-  std = np.maximum(flat.std(axis=1), 1.0 / np.sqrt(flat.shape[1]))
-  return (crop - mean[:, None, None, None]) / std[:, None, None, None]
-
-
-def _run_to_end(fetches, sess):
-  """Runs fetches until the input queue is exhausted; returns the results."""
-  coord = tf.train.Coordinator()
-  threads = tf.train.start_queue_runners(sess=sess, coord=coord)
-  results = []
-  try:
-    while True:
-      results.append(sess.run(fetches))
-  except tf.errors.OutOfRangeError:
-    pass
-  finally:
-    coord.request_stop()
-    coord.join(threads)
-  return results
+POSITIONS = (32 - CROP + 1) ** 2
 
 
 def _write_files(directory, sizes, seed):
   """Writes one file per size; returns (paths, labels, pixels), all records."""
   rng = np.random.RandomState(seed)
-  paths, all_labels, all_pixels = [], [], []
+  paths, written = [], []
   for i, size in enumerate(sizes):
-    labels = rng.randint(0, 10, size=size)
-    data, pixels = make_records(labels, seed=seed + i)
-    path = os.path.join(str(directory), 'part_%d.bin' % i)
-    with open(path, 'wb') as f:
-      f.write(data)
-    paths.append(path)
-    all_labels.append(labels)
-    all_pixels.append(pixels)
-  return paths, np.concatenate(all_labels), np.concatenate(all_pixels)
+    paths.append(str(directory / ('part_%d.bin' % i)))
+    written.append(fakes.write_records(paths[-1], rng.randint(0, 10, size),
+                                       seed=seed + i))
+  return (paths, np.concatenate([w.labels for w in written]),
+          np.concatenate([w.pixels for w in written]))
 
 
 def test_read_cifar10_returns_written_labels_and_pixels(tmp_path):
@@ -67,9 +40,7 @@ def test_read_cifar10_returns_written_labels_and_pixels(tmp_path):
     queue = tf.train.string_input_producer(paths, num_epochs=1, shuffle=False)
     record = cifar10_input.read_cifar10(queue)
     assert record.uint8image.shape.as_list() == [32, 32, 3]
-    with tf.Session() as sess:
-      sess.run(tf.local_variables_initializer())
-      results = _run_to_end([record.key, record.label, record.uint8image], sess)
+    results = run_pipeline([record.key, record.label, record.uint8image])
   assert len(results) == 300
   got_labels = np.array([r[1][0] for r in results])
   got_pixels = np.stack([r[2] for r in results])
@@ -84,26 +55,24 @@ def test_read_cifar10_returns_written_labels_and_pixels(tmp_path):
 @pytest.mark.parametrize('eval_data,batch_size', [(True, 32), (False, 64)])
 def test_inputs_one_epoch_is_every_record_once_in_order(tmp_path, eval_data,
                                                         batch_size):
-  written = write_dataset(tmp_path, train_per_file=60, test_records=100, seed=3)
+  written = fakes.write_dataset(tmp_path, train_per_file=60, test_records=100,
+                                seed=3)
   if eval_data:
-    labels, pixels = written['test']
+    labels, pixels = written['test'].labels, written['test'].pixels
   else:
-    labels = np.concatenate([l for l, _ in written['train']])
-    pixels = np.concatenate([p for _, p in written['train']])
+    labels, pixels = fakes.all_training_records(written)
   with tf.Graph().as_default():
     images, got = cifar10_input.inputs(eval_data, str(tmp_path), batch_size,
                                        num_epochs=1)
     assert images.dtype == tf.float32 and got.dtype == tf.int32
-    with tf.Session() as sess:
-      sess.run(tf.local_variables_initializer())
-      batches = _run_to_end([images, got], sess)
+    batches = run_pipeline([images, got])
   sizes = [len(b[1]) for b in batches]
   total = len(labels)
   assert sizes == [batch_size] * (total // batch_size) + [total % batch_size]
   np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
   got_images = np.concatenate([b[0] for b in batches])
   assert got_images.shape == (total, CROP, CROP, 3)
-  np.testing.assert_allclose(got_images, _numpy_eval_images(pixels),
+  np.testing.assert_allclose(got_images, numpy_eval_images(pixels),
                              rtol=1e-4, atol=1e-4)
 
 
@@ -124,28 +93,61 @@ def _distorted_batches(data_dir, batch_size, num_batches):
   return graph, batches
 
 
-def test_distorted_inputs_are_standardized_crops(data_dir):
-  graph, batches = _distorted_batches(data_dir, 16, 3)
-  for images, labels in batches:
+def _shape_signatures(images):
+  """What a brightness delta, a contrast factor and standardization leave.
+
+  All three change every channel of an image by one affine map about that
+  channel's mean (x -> f * (x - m_c) + m_c + d, then (x - m) / s with f, s >
+  0), so each channel's deviations from its mean, scaled to unit norm over
+  the image, come through unchanged.
+  """
+  x = images.astype(np.float64)
+  x = x - x.mean(axis=(-3, -2), keepdims=True)
+  flat = x.reshape(len(x), -1)
+  return flat / np.linalg.norm(flat, axis=1, keepdims=True)
+
+
+def _source_records(images, pixels):
+  """For each distorted image, the record it was cut from, and how closely.
+
+  Compares every image with every 24x24 window of every record, plain and
+  mirrored; returns (record index, best correlation) per image.
+  """
+  targets = _shape_signatures(images).T
+  best = np.full(len(images), -2.0)
+  source = np.zeros(len(images), dtype=int)
+  side = 32 - CROP + 1
+  for i, record in enumerate(pixels.astype(np.float64)):
+    s = record.strides
+    windows = np.lib.stride_tricks.as_strided(
+        record, (side, side, CROP, CROP, 3), (s[0], s[1], s[0], s[1], s[2]))
+    windows = windows.reshape(-1, CROP, CROP, 3)
+    windows = np.concatenate([windows, windows[:, :, ::-1]])
+    correlation = _shape_signatures(windows).dot(targets).max(axis=0)
+    better = correlation > best
+    best[better] = correlation[better]
+    source[better] = i
+  return source, best
+
+
+def test_distorted_inputs_are_standardized_crops_with_their_own_labels(
+    tmp_path):
+  written = fakes.write_dataset(tmp_path)
+  labels, pixels = fakes.all_training_records(written)
+  graph, batches = _distorted_batches(str(tmp_path), 16, 3)
+  for images, batch_labels in batches:
     assert images.shape == (16, CROP, CROP, 3) and images.dtype == np.float32
-    assert labels.shape == (16,) and labels.dtype == np.int32
-    assert set(labels) <= set(range(10))
+    assert batch_labels.shape == (16,) and batch_labels.dtype == np.int32
     flat = images.reshape(16, -1)
     np.testing.assert_allclose(flat.mean(axis=1), 0.0, atol=1e-4)
     np.testing.assert_allclose(flat.std(axis=1), 1.0, atol=1e-3)
+    # Each image is a window of one record, which has the image's label.
+    source, correlation = _source_records(images, pixels)
+    assert correlation.min() > 0.999, correlation
+    np.testing.assert_array_equal(batch_labels, labels[source])
   summaries = [op for op in graph.get_operations()
                if op.type == 'ImageSummary']
   assert len(summaries) == 1
-
-
-def _grey_records(count, seed):
-  """Records with three equal channels; returns (bytes, labels, [n,32,32])."""
-  rng = np.random.RandomState(seed)
-  labels = rng.randint(0, 10, size=count).astype(np.uint8)
-  grey = rng.randint(0, 256, size=(count, 32, 32)).astype(np.uint8)
-  depth_major = np.repeat(grey[:, None], 3, axis=1).reshape(count, -1)
-  records = np.concatenate([labels[:, None], depth_major], axis=1)
-  return records.tobytes(), labels, grey
 
 
 def _standardized_windows(grey):
@@ -172,10 +174,11 @@ def test_distorted_images_are_crops_and_flips_of_the_records(tmp_path):
   On grey records the brightness and contrast changes are undone by the
   standardization, which leaves the window to be recognised exactly.
   """
-  data, labels, grey = _grey_records(30, seed=11)
   path = str(tmp_path / 'grey.bin')
-  with open(path, 'wb') as f:
-    f.write(data)
+  written = fakes.write_records(
+      path, np.random.RandomState(11).randint(0, 10, size=30), seed=11,
+      style='grey')
+  labels, grey = written.labels, written.pixels[..., 0]
   with tf.Graph().as_default():
     images, got_labels = cifar10_input.distorted_inputs(
         str(tmp_path), 16, filenames=[path], num_examples_per_epoch=30,
@@ -206,6 +209,42 @@ def test_distorted_images_are_crops_and_flips_of_the_records(tmp_path):
   assert set(mirrored for _, _, mirrored in found) == {False, True}
 
 
+def _position_coded_images(count):
+  """Images whose pixel values spell (channel, row, column)."""
+  r = np.arange(32)
+  plane = (r[:, None] * 100 + r[None, :]).astype(np.float32)
+  image = np.stack([plane, plane + 10000, plane + 20000], axis=-1)
+  return np.repeat(image[None], count, axis=0)
+
+
+def test_batched_crop_and_flip_give_each_image_its_own_window_and_coin():
+  """distorted_inputs distorts 512 records at a time instead of one: each
+  image must still get an exact 24x24 window of its own pixels at its own
+  uniformly drawn offset, mirrored left-right with probability 1/2."""
+  count = 2000
+  images = _position_coded_images(count)
+  with tf.Graph().as_default():
+    crops = cifar10_input._random_crop_and_flip(tf.constant(images))
+    with tf.Session() as sess:
+      crops = sess.run(crops)
+  assert crops.shape == (count, CROP, CROP, 3)
+  offsets = collections.Counter()
+  mirrored = 0
+  for crop in crops:
+    top, left = divmod(int(crop[0, 0, 0]), 100)
+    flipped = crop[0, 1, 0] < crop[0, 0, 0]
+    if flipped:
+      left -= CROP - 1
+    window = images[0, top:top + CROP, left:left + CROP]
+    np.testing.assert_array_equal(crop, window[:, ::-1] if flipped else window)
+    offsets[top, left] += 1
+    mirrored += flipped
+  # 2,000 draws over 81 positions: each is expected about 25 times.
+  assert len(offsets) == POSITIONS
+  assert max(offsets.values()) < 3 * count / POSITIONS
+  assert 0.4 < mirrored / count < 0.6
+
+
 def test_distortions_sit_in_data_augmentation_scope(data_dir):
   with tf.Graph().as_default() as graph:
     cifar10_input.distorted_inputs(data_dir, 16)
@@ -225,7 +264,7 @@ def test_distorted_inputs_queue_follows_the_tutorial(data_dir):
   """Defaults: 40% of an epoch kept, capacity that + 3 batches, 2 threads.
 
   The tutorial's 16 threads became 2 once records are read and distorted
-  512 at a time (issue 7, measured in README's Performance section).
+  512 at a time (measured in README's Performance section).
   """
   with tf.Graph().as_default() as graph:
     cifar10_input.distorted_inputs(data_dir, 16)
@@ -240,42 +279,37 @@ def test_distorted_inputs_queue_follows_the_tutorial(data_dir):
   assert len(runner.enqueue_ops) == 2
 
 
+def test_min_fraction_flag_sets_the_shuffling_queue_fill(data_dir):
+  flag = cifar10.FLAGS['min_fraction_of_examples_in_queue']
+  assert flag.default == 0.4
+  files = cifar10_input.data_files(data_dir, eval_data=False)
+  for fraction, expected in [(None, 120), (0.1, 30)]:
+    if fraction is not None:
+      flag.value = fraction
+    try:
+      with tf.Graph().as_default() as graph:
+        cifar10.distorted_inputs(batch_size=10, filenames=files)
+        queues = [op for op in graph.get_operations()
+                  if op.type.startswith('RandomShuffleQueue')]
+        assert len(queues) == 1
+        assert queues[0].get_attr('min_after_dequeue') == expected
+        assert queues[0].get_attr('capacity') == expected + 3 * 10
+    finally:
+      flag.value = flag.default
+
+
 # --- Bad data files -------------------------------------------------------
 
-def _break_missing(path):
-  os.remove(path)
+# How a file is broken (fakes.break_file, record 3), and what the error says.
+BREAKAGES = [('empty', 'size 0 bytes'), ('label', 'label 10'),
+             ('missing', 'not found'), ('size', 'not a positive multiple')]
 
 
-def _break_size(path):
-  with open(path, 'ab') as f:
-    f.write(b'\0' * 100)
-
-
-def _break_empty(path):
-  open(path, 'wb').close()
-
-
-def _break_label(path):
-  data = bytearray(open(path, 'rb').read())
-  data[3 * 3073] = 10   # the label byte of the fourth record
-  with open(path, 'wb') as f:
-    f.write(bytes(data))
-
-
-BREAKAGES = {
-    'missing': (_break_missing, 'not found'),
-    'size': (_break_size, 'not a positive multiple'),
-    'empty': (_break_empty, 'size 0 bytes'),
-    'label': (_break_label, 'label 10'),
-}
-
-
-@pytest.mark.parametrize('kind', sorted(BREAKAGES))
-def test_bad_file_is_a_data_error_naming_it(data_dir, kind):
-  breaker, words = BREAKAGES[kind]
+@pytest.mark.parametrize('kind,words', BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_bad_file_is_a_data_error_naming_it(data_dir, kind, words):
   paths = cifar10_input.data_files(data_dir, eval_data=False)
   assert cifar10_input.count_examples(paths) == 300
-  breaker(paths[2])
+  fakes.break_file(paths[2], kind)
   with pytest.raises(cifar10_input.DataError) as info:
     cifar10_input.count_examples(paths)
   assert paths[2] in str(info.value)
@@ -288,11 +322,11 @@ def test_bad_file_is_a_data_error_naming_it(data_dir, kind):
       cifar10_input.inputs(False, data_dir, 16)
 
 
-@pytest.mark.parametrize('kind', sorted(BREAKAGES))
-def test_train_script_reports_bad_file_in_one_line(data_dir, tmp_path, kind):
-  breaker, words = BREAKAGES[kind]
+@pytest.mark.parametrize('kind,words', BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_train_script_reports_bad_file_in_one_line(data_dir, tmp_path, kind,
+                                                   words):
   bad = cifar10_input.data_files(data_dir, eval_data=False)[2]
-  breaker(bad)
+  fakes.break_file(bad, kind)
   result = run_script('cifar10_train.py', '--data_dir', data_dir,
                       '--train_dir', str(tmp_path / 'train'),
                       '--batch_size', '16', '--max_steps', '1', check=False)

@@ -3,7 +3,10 @@
 One short training run, one multi-tower run and one evaluation write their
 event files under one log directory; the tests read them back with
 TensorBoard's own event reader and through a real TensorBoard server's HTTP
-data API, never with TensorFlow's writer or summary_iterator.
+data API, never with TensorFlow's writer or summary_iterator. Summaries are
+checked against each other (a layer's sparsity against the zeros in its
+activations' histogram) and against the model (the evaluated batch's logits,
+computed here from the checkpoint).
 """
 from concurrent import futures
 import json
@@ -16,10 +19,14 @@ import time
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import run_script, write_dataset
+from conftest import numpy_eval_images, run_script
+import cifar10
+from cifar10 import tf
+import fakes
 
 BATCH_SIZE = 16
 TRAIN_STEPS = 20
@@ -87,7 +94,8 @@ def runs(tmp_path_factory):
   base = tmp_path_factory.mktemp('tensorboard')
   result = Runs()
   result.data_dir = str(base / 'data')
-  write_dataset(result.data_dir, train_per_file=40, test_records=EVAL_RECORDS)
+  result.test = fakes.write_dataset(result.data_dir, train_per_file=40,
+                                    test_records=EVAL_RECORDS)['test']
   result.logdir = str(base / 'logs')
   result.train_dir = os.path.join(result.logdir, 'train')
   result.multi_gpu_dir = os.path.join(result.logdir, 'multi_gpu')
@@ -154,26 +162,48 @@ def test_training_scalars_at_the_summary_steps(train_events):
                 for name in LOSSES[:-1])
     assert train_events.Scalars('total_loss (raw)')[i].value == pytest.approx(
         parts, rel=1e-5)
+  # A layer's sparsity is the fraction of zeros in its activations, which
+  # its histogram counts apart: in the bucket [0, 1e-12).
   for layer in LAYERS:
-    for event in train_events.Scalars(layer + '/sparsity'):
-      assert 0.0 <= event.value <= 1.0, layer
+    sparsity = train_events.Scalars(layer + '/sparsity')
+    histograms = train_events.Histograms(layer + '/activations')
+    for scalar, histogram in zip(sparsity, histograms):
+      assert scalar.step == histogram.step
+      zeros = zero_count(histogram.histogram_value)
+      assert scalar.value == pytest.approx(
+          zeros / histogram.histogram_value.num, abs=1e-6), layer
+      # A ReLU over this data leaves some units off and some on.
+      if layer != 'softmax_linear':
+        assert 0 < zeros < histogram.histogram_value.num, layer
+
+
+def zero_count(histogram):
+  """Values in the histogram's bucket [0, 1e-12): TensorFlow's bucket of 0."""
+  return sum(count for limit, count in zip(histogram.bucket_limit,
+                                           histogram.bucket)
+             if limit == pytest.approx(1e-12, rel=1e-9))
 
 
 def test_training_histograms_of_activations_variables_and_gradients(
-    train_events):
+    runs, train_events):
   assert sorted(train_events.Tags()['histograms']) == sorted(TRAIN_HISTOGRAMS)
   expected_sizes = dict(VARIABLE_SIZES)
   expected_sizes.update(
       (name + '/gradients', size) for name, size in VARIABLE_SIZES.items())
   expected_sizes.update(
       (layer + '/activations', size) for layer, size in ACTIVATION_SIZES.items())
+  # The variables' histograms hold as many values as the saved variables.
+  saved = {name: value.size for name, value in
+           fakes.read_checkpoint(runs.train_dir).items()}
   for tag in TRAIN_HISTOGRAMS:
     events = train_events.Histograms(tag)
     assert [e.step for e in events] == SUMMARY_STEPS, tag
     for event in events:
       histogram = event.histogram_value
       assert histogram.num == expected_sizes[tag], tag
-      assert histogram.min <= histogram.max, tag
+      assert sum(histogram.bucket) == histogram.num, tag
+      if tag in VARIABLE_SIZES:
+        assert histogram.num == saved[tag], tag
   # A ReLU's output is never negative; the logits are.
   for layer in LAYERS[:-1]:
     assert train_events.Histograms(layer + '/activations')[0] \
@@ -216,6 +246,19 @@ def test_training_graph_has_data_augmentation_scope(train_events):
   augmentation_check(train_events.Graph())
 
 
+def checkpoint_logits(checkpoint_dir, images):
+  """The model's logits for images under the latest checkpoint's moving
+  averages, which evaluation restores."""
+  with tf.Graph().as_default():
+    logits = cifar10.inference(tf.constant(images.astype(np.float32)),
+                               train=False)
+    shadows = {v.op.name + fakes.SHADOW: v for v in tf.trainable_variables()}
+    with tf.Session() as sess:
+      tf.train.Saver(shadows).restore(
+          sess, tf.train.latest_checkpoint(checkpoint_dir))
+      return sess.run(logits).astype(np.float64)
+
+
 def test_eval_precision_at_the_checkpoint_step(runs, eval_events):
   match = PRECISION_LINE.search(runs.eval_output)
   assert match, runs.eval_output
@@ -231,6 +274,16 @@ def test_eval_precision_at_the_checkpoint_step(runs, eval_events):
     assert [e.step for e in eval_events.Histograms(layer + '/activations')] \
         == [TRAIN_STEPS]
   assert sorted(eval_events.Tags()['images']) == IMAGE_TAGS
+  # Those activations are the evaluated batch's: the first records' logits,
+  # computed here from the checkpoint, have their count, extremes and sum.
+  logits = checkpoint_logits(runs.train_dir, numpy_eval_images(
+      runs.test.pixels[:BATCH_SIZE]))
+  histogram = eval_events.Histograms('softmax_linear/activations')[0] \
+      .histogram_value
+  assert histogram.num == logits.size
+  assert histogram.min == pytest.approx(logits.min(), rel=1e-4, abs=1e-5)
+  assert histogram.max == pytest.approx(logits.max(), rel=1e-4, abs=1e-5)
+  assert histogram.sum == pytest.approx(logits.sum(), rel=1e-4, abs=1e-3)
   # Evaluation images are cropped, never distorted.
   assert not any(node.name.startswith('data_augmentation/')
                  for node in eval_events.Graph().node)
@@ -311,10 +364,13 @@ def test_tensorboard_server_serves_the_runs(runs, train_events, eval_events,
   base_url = 'http://127.0.0.1:%d' % port
   log_path = str(tmp_path / 'tensorboard.log')
   with open(log_path, 'w') as log:
+    # TensorBoard notes each running server in <temp dir>/.tensorboard-info:
+    # this one's goes under tmp_path, not /tmp.
     server = subprocess.Popen(
         [program, '--logdir', runs.logdir, '--host', '127.0.0.1',
          '--port', str(port), '--reload_interval', '1'],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, TMPDIR=str(tmp_path)))
   try:
     served = wait_for_series(server, base_url, expected, log_path)
     assert sorted(fetch_json(base_url, '/data/runs')) == [

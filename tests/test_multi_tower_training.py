@@ -1,4 +1,5 @@
-"""Tests of cifar10_multi_gpu_train.py: tower maths, then the script on CPUs.
+"""Multi-tower training (cifar10_multi_gpu_train.py): tower maths, then the
+script on CPUs.
 
 The towers' averaged gradient is compared with the gradient of one device
 over the whole batch, and the script runs its towers on several CPU devices
@@ -11,18 +12,16 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from conftest import run_script, write_dataset
+from conftest import LOG_LINE, run_script
 import cifar10  # switches TensorFlow to graph mode
 from cifar10 import tf
 import cifar10_multi_gpu_train
+import fakes
 
 BATCH = 8                 # split into two towers of 4
 TRAIN_PER_FILE = 60       # five files: 300 examples per epoch
 TOWER_BATCH = 16
 NUM_TOWERS = 2
-LOG_LINE = re.compile(
-    r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: step (\d+), loss = \d+\.\d\d '
-    r'\(\d+\.\d examples/sec; \d+\.\d{3} sec/batch\)$')
 SHUFFLE_QUEUE_OPS = ('RandomShuffleQueue', 'RandomShuffleQueueV2')
 
 
@@ -116,7 +115,7 @@ def test_tower_average_equals_single_device_gradient_and_step():
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('data'))
-  write_dataset(path, train_per_file=TRAIN_PER_FILE, test_records=50)
+  fakes.write_dataset(path, train_per_file=TRAIN_PER_FILE, test_records=50)
   return path
 
 
@@ -199,18 +198,34 @@ def test_tower_checkpoint_is_evaluated(two_cpu_towers, data_dir, tmp_path):
   assert 'raw weights' not in result.stdout
 
 
-def test_missing_gpus_fall_back_and_say_where_towers_ran(data_dir, tmp_path):
+def _placements(stdout):
+  """{tower: [devices]} of the script's "tower_N ran on ..." lines."""
+  return {tower: devices.split(', ') for tower, devices in
+          re.findall(r'^(tower_\d+) ran on (.+)$', stdout, re.M)}
+
+
+def test_towers_say_where_they_ran_and_missing_gpus_fall_back(
+    two_cpu_towers, data_dir, tmp_path):
+  # On CPU devices, each tower on its own one.
+  assert _placements(two_cpu_towers[1].stdout) == {'tower_0': ['cpu:0'],
+                                                   'tower_1': ['cpu:1']}
+  # On GPUs (the default), where there are any; on the CPU where not.
   result = run_script(
       'cifar10_multi_gpu_train.py', '--data_dir', data_dir, '--train_dir',
       str(tmp_path), '--num_gpus', '2', '--max_steps', '2',
       '--batch_size', str(TOWER_BATCH), '--save_summaries_steps', '1000')
   found = re.search(r'Found (\d+) GPU\(s\)', result.stdout)
   assert found, result.stdout
-  for tower in ('tower_0', 'tower_1'):
-    ran = re.search(r'^%s ran on (.+)$' % tower, result.stdout, re.M)
-    assert ran, result.stdout
-    if int(found.group(1)) == 0:
-      assert ran.group(1) == 'cpu:0'
+  found = int(found.group(1))
+  placed = _placements(result.stdout)
+  assert sorted(placed) == ['tower_0', 'tower_1'], result.stdout
+  for i, tower in enumerate(sorted(placed)):
+    if found == 0:
+      assert placed[tower] == ['cpu:0'], result.stdout
+    elif i < found:
+      assert 'gpu:%d' % i in placed[tower], result.stdout
+    else:
+      assert 'gpu:%d' % i not in placed[tower], result.stdout
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith('model.ckpt-2')
 
 
@@ -221,3 +236,17 @@ def test_num_gpus_below_one_is_a_one_line_error(tmp_path):
   errors = result.stderr.strip().splitlines()
   assert len(errors) == 1 and '--num_gpus' in errors[0], result.stderr
   assert not os.listdir(str(tmp_path))
+
+
+def test_multi_tower_training_updates_batch_norm_statistics(tmp_path):
+  data = str(tmp_path / 'data')
+  fakes.write_dataset(data)
+  train_dir = str(tmp_path / 'train')
+  run_script('cifar10_multi_gpu_train.py', '--data_dir', data,
+             '--train_dir', train_dir, '--batch_size', '8', '--max_steps',
+             '1', '--num_gpus', '2', '--tower_device', 'cpu',
+             '--norm=batch_norm')
+  tensors = fakes.read_checkpoint(train_dir)
+  for layer in ('conv1', 'conv2', 'local3', 'local4'):
+    assert np.abs(tensors[layer + '/moving_mean']).max() > 0, layer
+    assert not np.allclose(tensors[layer + '/moving_variance'], 1.0), layer

@@ -1,63 +1,35 @@
-"""The data options beyond the tutorial: the validation split, CIFAR-100 and
-the shuffling queue's fill (--min_fraction_of_examples_in_queue)."""
-import os
+"""Which records the input pipeline reads: record ranges and the validation
+split, and the data sets beyond CIFAR-10 (CIFAR-100 with either label).
 
+Records are written by the tests (fakes.py) with labels that tell the
+held-out ones apart, so every split can be checked record by record.
+"""
 import numpy as np
 import pytest
 
-from conftest import make_records, run_script, write_dataset
+from conftest import numpy_eval_images, run_pipeline, run_script
 import cifar10
 from cifar10 import tf
 import cifar10_input
+import fakes
 
 PER_FILE = 60          # write_dataset's records per training file
 HELD_OUT = 90          # all of data_batch_5 and the last 30 of data_batch_4
 HELD_OUT_LABEL = 9
 
 
-def _pull(tensors, batches):
-  """Runs the queue pipeline behind tensors; returns up to `batches` results.
-
-  Stops early at the end of an epoch (num_epochs=1 pipelines).
-  """
-  results = []
-  with tf.Session() as sess:
-    sess.run([tf.global_variables_initializer(),
-              tf.local_variables_initializer()])
-    coord = tf.train.Coordinator()
-    threads = tf.train.start_queue_runners(sess=sess, coord=coord)
-    try:
-      for _ in range(batches):
-        results.append(sess.run(tensors))
-    except tf.errors.OutOfRangeError:
-      pass
-    finally:
-      coord.request_stop()
-      coord.join(threads, stop_grace_period_secs=10)
-  return results
-
-
 def _split_dataset(data_dir):
   """Training files whose last HELD_OUT records, and only they, have label 9."""
-  rng = np.random.RandomState(3)
-  batches = os.path.join(data_dir, cifar10_input.BATCHES_DIR)
-  os.makedirs(batches)
-  labels = rng.randint(0, HELD_OUT_LABEL, size=5 * PER_FILE)
+  labels = np.random.RandomState(3).randint(0, HELD_OUT_LABEL,
+                                            size=5 * PER_FILE)
   labels[-HELD_OUT:] = HELD_OUT_LABEL
   pixels = []
-  for i, name in enumerate(cifar10_input.TRAIN_FILES):
-    data, file_pixels = make_records(labels[i * PER_FILE:(i + 1) * PER_FILE],
-                                     seed=i)
-    with open(os.path.join(batches, name), 'wb') as f:
-      f.write(data)
-    pixels.append(file_pixels)
+  for i, name in enumerate(fakes.CIFAR10.train_files):
+    written = fakes.write_records(
+        data_dir / fakes.CIFAR10.batches_dir / name,
+        labels[i * PER_FILE:(i + 1) * PER_FILE], seed=i)
+    pixels.append(written.pixels)
   return labels, np.concatenate(pixels)
-
-
-def _eval_image(pixels):
-  """What inputs() should make of a [32, 32, 3] image: centre crop, standardized."""
-  crop = pixels[4:28, 4:28].astype(np.float64)
-  return (crop - crop.mean()) / max(crop.std(), 1.0 / np.sqrt(crop.size))
 
 
 def test_record_ranges_cut_the_concatenated_files(data_dir):
@@ -76,13 +48,13 @@ def test_record_ranges_cut_the_concatenated_files(data_dir):
 
 def test_validation_records_never_reach_the_training_queue(tmp_path):
   data_dir = str(tmp_path)
-  _split_dataset(data_dir)
+  _split_dataset(tmp_path)
   with tf.Graph().as_default():
     images, labels = cifar10_input.distorted_inputs(
         data_dir, batch_size=50, min_fraction_of_examples_in_queue=0.5,
         records=(0, 5 * PER_FILE - HELD_OUT))
     # 20 batches: about five epochs of the 210 training records.
-    seen = np.concatenate([l for l in _pull(labels, 20)])
+    seen = np.concatenate([l for l in run_pipeline(labels, 20)])
   assert len(seen) == 1000
   assert HELD_OUT_LABEL not in seen
   assert set(seen) == set(range(HELD_OUT_LABEL))
@@ -95,30 +67,29 @@ def test_reads_wholly_held_out_leave_training_running(tmp_path):
   labels = np.random.RandomState(5).randint(0, HELD_OUT_LABEL, size=1100)
   labels[500:] = HELD_OUT_LABEL
   path = str(tmp_path / 'one.bin')
-  with open(path, 'wb') as f:
-    f.write(make_records(labels)[0])
+  fakes.write_records(path, labels)
   with tf.Graph().as_default():
     _, batch_labels = cifar10_input.distorted_inputs(
         None, batch_size=100, filenames=[path], records=(0, 500),
         min_fraction_of_examples_in_queue=0.2)
-    seen = np.concatenate(_pull(batch_labels, 15))
+    seen = np.concatenate(run_pipeline(batch_labels, 15))
   assert len(seen) == 1500
   assert HELD_OUT_LABEL not in seen
 
 
 def test_validation_inputs_are_exactly_the_held_out_records_in_order(tmp_path):
   data_dir = str(tmp_path)
-  labels, pixels = _split_dataset(data_dir)
+  labels, pixels = _split_dataset(tmp_path)
   start = 5 * PER_FILE - HELD_OUT
   with tf.Graph().as_default():
-    batches = _pull(cifar10_input.inputs(False, data_dir, 32, num_epochs=1,
-                                         records=(start, 5 * PER_FILE)), 100)
+    batches = run_pipeline(cifar10_input.inputs(
+        False, data_dir, 32, num_epochs=1, records=(start, 5 * PER_FILE)), 100)
   images = np.concatenate([b[0] for b in batches])
   got = np.concatenate([b[1] for b in batches])
   assert [len(b[1]) for b in batches] == [32, 32, 26]
   np.testing.assert_array_equal(got, labels[start:])
-  expected = np.stack([_eval_image(p) for p in pixels[start:]])
-  np.testing.assert_allclose(images, expected, atol=1e-4)
+  np.testing.assert_allclose(images, numpy_eval_images(pixels[start:]),
+                             atol=1e-4)
 
 
 def test_validation_examples_flag_splits_and_checks(data_dir):
@@ -143,66 +114,36 @@ def test_validation_examples_flag_splits_and_checks(data_dir):
     cifar10.FLAGS['data_dir'].value = saved_dir
 
 
-def test_min_fraction_flag_sets_the_shuffling_queue_fill(data_dir):
-  flag = cifar10.FLAGS['min_fraction_of_examples_in_queue']
-  assert flag.default == 0.4
-  files = cifar10_input.data_files(data_dir, eval_data=False)
-  for fraction, expected in [(None, 120), (0.1, 30)]:
-    if fraction is not None:
-      flag.value = fraction
-    try:
-      with tf.Graph().as_default() as graph:
-        cifar10.distorted_inputs(batch_size=10, filenames=files)
-        queues = [op for op in graph.get_operations()
-                  if op.type.startswith('RandomShuffleQueue')]
-        assert len(queues) == 1
-        assert queues[0].get_attr('min_after_dequeue') == expected
-        assert queues[0].get_attr('capacity') == expected + 3 * 10
-    finally:
-      flag.value = flag.default
+# --- CIFAR-100 ------------------------------------------------------------
 
 
-def _write_cifar100(data_dir, count=40, seed=0, bad=None):
-  """cifar-100-binary/{train,test}.bin: coarse byte, fine byte, pixels.
+def _write_cifar100(data_dir, count=40, seed=0):
+  """cifar-100-binary/{train,test}.bin of count records each.
 
-  Returns (coarse, fine, pixels) of test.bin. bad=(byte, value) puts that
-  value in record 3's coarse (0) or fine (1) label byte of test.bin.
+  Returns test.bin's Records: labels [count, 2] (coarse, fine) and pixels.
   """
-  rng = np.random.RandomState(seed)
-  batches = os.path.join(data_dir, 'cifar-100-binary')
-  os.makedirs(batches)
-  out = None
-  for name in ('train.bin', 'test.bin'):
-    coarse = rng.randint(0, 20, size=count).astype(np.uint8)
-    fine = rng.randint(0, 100, size=count).astype(np.uint8)
-    pixels = rng.randint(0, 256, size=(count, 32, 32, 3)).astype(np.uint8)
-    if bad is not None and name == 'test.bin':
-      (coarse, fine)[bad[0]][3] = bad[1]
-    records = np.concatenate([coarse[:, None], fine[:, None],
-                              pixels.transpose(0, 3, 1, 2).reshape(count, -1)],
-                             axis=1)
-    with open(os.path.join(batches, name), 'wb') as f:
-      f.write(records.astype(np.uint8).tobytes())
-    out = coarse, fine, pixels
-  return out
+  return fakes.write_dataset(data_dir, train_per_file=count,
+                             test_records=count, seed=seed,
+                             fmt=fakes.CIFAR100)['test']
 
 
 @pytest.mark.parametrize('ds,byte', [(cifar10_input.CIFAR100, 1),
                                      (cifar10_input.CIFAR100_COARSE, 0)])
 def test_cifar100_records_parse_with_the_chosen_label_byte(tmp_path, ds, byte):
   data_dir = str(tmp_path)
-  coarse, fine, pixels = _write_cifar100(data_dir)
-  assert ds.record_bytes == 3074
-  assert ds.num_classes == (100, 20)[1 - byte]
+  written = _write_cifar100(data_dir)
+  assert ds.record_bytes == fakes.CIFAR100.record_bytes == 3074
+  assert ds.num_classes == fakes.CIFAR100.label_classes[byte]
   assert cifar10_input.count_examples(
       cifar10_input.data_files(data_dir, True, ds), ds) == 40
   with tf.Graph().as_default():
-    batches = _pull(cifar10_input.inputs(True, data_dir, 16, num_epochs=1,
-                                         ds=ds), 10)
+    batches = run_pipeline(cifar10_input.inputs(True, data_dir, 16,
+                                                num_epochs=1, ds=ds), 10)
   labels = np.concatenate([b[1] for b in batches])
-  np.testing.assert_array_equal(labels, (coarse, fine)[byte])
+  np.testing.assert_array_equal(labels, written.labels[:, byte])
   images = np.concatenate([b[0] for b in batches])
-  np.testing.assert_allclose(images[5], _eval_image(pixels[5]), atol=1e-4)
+  np.testing.assert_allclose(images, numpy_eval_images(written.pixels),
+                             atol=1e-4)
 
 
 @pytest.mark.parametrize('byte,value,message', [
@@ -210,20 +151,13 @@ def test_cifar100_records_parse_with_the_chosen_label_byte(tmp_path, ds, byte):
     (0, 20, 'record 3 has label 20, outside 0..19')])
 def test_cifar100_label_out_of_range_names_file_and_record(tmp_path, byte,
                                                            value, message):
-  _write_cifar100(str(tmp_path), bad=(byte, value))
+  _write_cifar100(str(tmp_path))
   path = str(tmp_path / 'cifar-100-binary' / 'test.bin')
+  fakes.break_file(path, 'label', record=3, label_byte=byte, label=value,
+                   fmt=fakes.CIFAR100)
   with pytest.raises(cifar10_input.DataError) as raised:
     cifar10_input.count_examples([path], cifar10_input.CIFAR100)
   assert str(raised.value) == '%s: %s' % (path, message)
-
-
-def test_cifar100_source_is_the_official_one():
-  assert cifar10_input.dataset('cifar100').url == (
-      'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz')
-  assert cifar10_input.dataset('cifar100').md5 == (
-      '03b5dce01913d631647c71ecec9e9cb8')
-  assert cifar10_input.dataset('cifar100', 'coarse').num_classes == 20
-  assert cifar10_input.dataset('cifar10') is cifar10_input.CIFAR10
 
 
 def test_train_and_evaluate_cifar100_on_a_validation_split(tmp_path):

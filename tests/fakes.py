@@ -340,7 +340,7 @@ class DownloadServer(object):
 
 
 def _tf():
-  from cifar10 import tf   # TensorFlow in graph mode, as the scripts run it
+  from compat import tf   # TensorFlow in graph mode, as the scripts run it
   return tf
 
 

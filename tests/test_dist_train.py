@@ -248,8 +248,8 @@ def test_bad_cluster_on_the_command_line_is_one_line(args, env, status,
 
 @pytest.fixture(scope='module')
 def dist():
-  import cifar10_dist_train
-  return cifar10_dist_train
+  import cluster_spec
+  return cluster_spec
 
 
 def test_tf_config_gives_the_same_cluster_as_the_flags(dist):
@@ -315,7 +315,7 @@ def test_tf_config_gives_the_same_cluster_as_the_flags(dist):
      '$TF_CONFIG task.index=1 is out of range: the ps job has 1 task(s)'),
 ])
 def test_bad_cluster_is_named(dist, kwargs, message):
-  from cifar10 import UserError
+  from errors import UserError
   with pytest.raises(UserError) as error:
     dist.resolve_cluster(**kwargs)
   assert message in str(error.value)

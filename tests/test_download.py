@@ -12,6 +12,8 @@ import pytest
 from conftest import run_script
 import cifar10
 import fakes
+import datasets
+import errors
 
 TRUNCATED_PREFIX = '/truncated/'
 MISSING_BYTES = 5000   # announced in Content-Length but never sent
@@ -59,7 +61,7 @@ def test_download_fetches_verifies_and_extracts(server, tmp_path):
   for member, data in GOOD_FILES.items():
     with open(os.path.join(data_dir, member), 'rb') as f:
       assert f.read() == data
-  with open(os.path.join(data_dir, cifar10.TARBALL), 'rb') as f:
+  with open(os.path.join(data_dir, datasets.CIFAR10.tarball), 'rb') as f:
     assert f.read() == GOOD
   assert _leftovers(data_dir) == []
 
@@ -116,13 +118,13 @@ def test_failed_download_is_one_clear_error_and_leaves_nothing(server,
   path, md5, words = FAILURES[kind]
   data_dir = str(tmp_path / 'data')
   url = server.base + path
-  with pytest.raises(cifar10.DownloadError) as info:
+  with pytest.raises(errors.DownloadError) as info:
     cifar10.maybe_download_and_extract(data_dir, url, expected_md5=md5)
   message = str(info.value)
   assert '\n' not in message
   assert words in message
   assert data_dir in message and url in message and 'by hand' in message
-  assert isinstance(info.value, cifar10.DataError)
+  assert isinstance(info.value, errors.DataError)
   # No extracted data, no tarball under its final name (not even a verified
   # one that would not unpack), no temporary file.
   assert _contents(data_dir) == []
@@ -149,18 +151,18 @@ def test_download_of_cifar100_uses_its_own_directory_and_tarball(server,
       fmt=fakes.CIFAR100, train_per_file=3, test_records=3))
   server.serve('/cifar-100-binary.tar.gz', tarball)
   data_dir = str(tmp_path / 'data')
-  ds = cifar10.cifar10_input.CIFAR100
+  ds = datasets.CIFAR100
   cifar10.maybe_download_and_extract(
       data_dir, server.base + '/cifar-100-binary.tar.gz',
       expected_md5=fakes.md5(tarball), ds=ds)
   assert _contents(data_dir) == ['cifar-100-binary', 'cifar-100-binary.tar.gz']
   assert _contents(os.path.join(data_dir, 'cifar-100-binary')) == [
       'coarse_label_names.txt', 'fine_label_names.txt', 'test.bin', 'train.bin']
-  assert cifar10.cifar10_input.count_examples(
-      cifar10.cifar10_input.data_files(data_dir, True, ds), ds) == 3
+  assert datasets.count_examples(
+      datasets.data_files(data_dir, True, ds), ds) == 3
   # Its own checksum, not CIFAR-10's, guards it: the default is the official.
   other = str(tmp_path / 'other')
-  with pytest.raises(cifar10.DownloadError, match='checksum mismatch, MD5 '
+  with pytest.raises(errors.DownloadError, match='checksum mismatch, MD5 '
                      '%s, expected %s' % (fakes.md5(tarball), ds.md5)):
     cifar10.maybe_download_and_extract(
         other, server.base + '/cifar-100-binary.tar.gz', ds=ds)
@@ -168,10 +170,10 @@ def test_download_of_cifar100_uses_its_own_directory_and_tarball(server,
 
 
 def test_cifar100_source_is_the_official_one():
-  assert cifar10.cifar10_input.dataset('cifar100').url == (
+  assert datasets.dataset('cifar100').url == (
       'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz')
-  assert cifar10.cifar10_input.dataset('cifar100').md5 == (
+  assert datasets.dataset('cifar100').md5 == (
       '03b5dce01913d631647c71ecec9e9cb8')
-  assert cifar10.cifar10_input.dataset('cifar100', 'coarse').num_classes == 20
-  assert cifar10.cifar10_input.dataset('cifar10') is (
-      cifar10.cifar10_input.CIFAR10)
+  assert datasets.dataset('cifar100', 'coarse').num_classes == 20
+  assert datasets.dataset('cifar10') is (
+      datasets.CIFAR10)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import numpy_eval_images, run_script
 import cifar10  # switches TensorFlow to graph mode
-from cifar10 import tf
+from compat import tf
 import fakes
 
 PRECISION_LINE = re.compile(

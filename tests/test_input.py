@@ -14,7 +14,7 @@ import pytest
 
 from conftest import numpy_eval_images, run_pipeline, run_script
 import cifar10
-from cifar10 import tf   # TensorFlow, imported quietly, in graph mode
+from compat import tf   # TensorFlow, imported quietly, in graph mode
 import cifar10_input
 import fakes
 
@@ -279,23 +279,18 @@ def test_distorted_inputs_queue_follows_the_tutorial(data_dir):
   assert len(runner.enqueue_ops) == 2
 
 
-def test_min_fraction_flag_sets_the_shuffling_queue_fill(data_dir):
-  flag = cifar10.FLAGS['min_fraction_of_examples_in_queue']
-  assert flag.default == 0.4
-  files = cifar10_input.data_files(data_dir, eval_data=False)
+def test_min_fraction_sets_the_shuffling_queue_fill(data_dir):
+  assert cifar10_input.MIN_FRACTION_OF_EXAMPLES_IN_QUEUE == 0.4
   for fraction, expected in [(None, 120), (0.1, 30)]:
-    if fraction is not None:
-      flag.value = fraction
-    try:
-      with tf.Graph().as_default() as graph:
-        cifar10.distorted_inputs(batch_size=10, filenames=files)
-        queues = [op for op in graph.get_operations()
-                  if op.type.startswith('RandomShuffleQueue')]
-        assert len(queues) == 1
-        assert queues[0].get_attr('min_after_dequeue') == expected
-        assert queues[0].get_attr('capacity') == expected + 3 * 10
-    finally:
-      flag.value = flag.default
+    kwargs = {} if fraction is None else {
+        'min_fraction_of_examples_in_queue': fraction}
+    with tf.Graph().as_default() as graph:
+      cifar10.distorted_inputs(data_dir, batch_size=10, **kwargs)
+      queues = [op for op in graph.get_operations()
+                if op.type.startswith('RandomShuffleQueue')]
+      assert len(queues) == 1
+      assert queues[0].get_attr('min_after_dequeue') == expected
+      assert queues[0].get_attr('capacity') == expected + 3 * 10
 
 
 # --- Bad data files -------------------------------------------------------

@@ -9,9 +9,11 @@ import pytest
 
 from conftest import numpy_eval_images, run_pipeline, run_script
 import cifar10
-from cifar10 import tf
+from compat import tf
 import cifar10_input
 import fakes
+import datasets
+import errors
 
 PER_FILE = 60          # write_dataset's records per training file
 HELD_OUT = 90          # all of data_batch_5 and the last 30 of data_batch_4
@@ -92,26 +94,18 @@ def test_validation_inputs_are_exactly_the_held_out_records_in_order(tmp_path):
                              atol=1e-4)
 
 
-def test_validation_examples_flag_splits_and_checks(data_dir):
-  flag = cifar10.FLAGS['validation_examples']
-  saved_dir = cifar10.FLAGS['data_dir'].value
-  cifar10.FLAGS['data_dir'].value = data_dir
-  try:
-    flag.value = 50
-    assert cifar10.data_split('train')[1:] == ((0, 250), 250)
-    assert cifar10.data_split('train_eval')[1:] == ((0, 250), 250)
-    assert cifar10.data_split('validation')[1:] == ((250, 300), 50)
-    assert cifar10.data_split('test')[1:] == (None, 100)
-    flag.value = 300
-    with pytest.raises(cifar10.UserError, match=r'--validation_examples=300: '
-                       r'must be less than the 300 training records'):
-      cifar10.data_split('train')
-    flag.value = 0
-    with pytest.raises(cifar10.UserError, match='needs --validation_examples'):
-      cifar10.data_split('validation')
-  finally:
-    flag.value = 0
-    cifar10.FLAGS['data_dir'].value = saved_dir
+def test_validation_examples_split_and_checks(data_dir):
+  def split(name, held_out):
+    return datasets.split(data_dir, name, datasets.CIFAR10, held_out)[2:]
+  assert split('train', 50) == ((0, 250), 250)
+  assert split('train_eval', 50) == ((0, 250), 250)
+  assert split('validation', 50) == ((250, 300), 50)
+  assert split('test', 50) == (None, 100)
+  with pytest.raises(errors.UserError, match=r'--validation_examples=300: '
+                     r'must be less than the 300 training records'):
+    split('train', 300)
+  with pytest.raises(errors.UserError, match='needs --validation_examples'):
+    split('validation', 0)
 
 
 # --- CIFAR-100 ------------------------------------------------------------
@@ -127,8 +121,8 @@ def _write_cifar100(data_dir, count=40, seed=0):
                              fmt=fakes.CIFAR100)['test']
 
 
-@pytest.mark.parametrize('ds,byte', [(cifar10_input.CIFAR100, 1),
-                                     (cifar10_input.CIFAR100_COARSE, 0)])
+@pytest.mark.parametrize('ds,byte', [(datasets.CIFAR100, 1),
+                                     (datasets.CIFAR100_COARSE, 0)])
 def test_cifar100_records_parse_with_the_chosen_label_byte(tmp_path, ds, byte):
   data_dir = str(tmp_path)
   written = _write_cifar100(data_dir)
@@ -156,7 +150,7 @@ def test_cifar100_label_out_of_range_names_file_and_record(tmp_path, byte,
   fakes.break_file(path, 'label', record=3, label_byte=byte, label=value,
                    fmt=fakes.CIFAR100)
   with pytest.raises(cifar10_input.DataError) as raised:
-    cifar10_input.count_examples([path], cifar10_input.CIFAR100)
+    cifar10_input.count_examples([path], datasets.CIFAR100)
   assert str(raised.value) == '%s: %s' % (path, message)
 
 

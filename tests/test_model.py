@@ -10,7 +10,8 @@ under test.
 import numpy as np
 
 import cifar10
-from cifar10 import tf
+from compat import tf
+from models import layers
 
 BATCH = 8
 OPTIONS_BATCH = 16    # the model options' tests
@@ -228,14 +229,14 @@ def test_batch_norm_modes_and_its_statistics_survive_a_checkpoint(tmp_path):
       mean = conv_value.mean(axis=(0, 1, 2))
       variance = conv_value.var(axis=(0, 1, 2))
       expected = np.maximum(
-          (conv_value - mean) / np.sqrt(variance + cifar10.BATCH_NORM_EPSILON),
+          (conv_value - mean) / np.sqrt(variance + layers.BATCH_NORM_EPSILON),
           0)
       np.testing.assert_allclose(relu_value, expected, rtol=1e-3, atol=1e-4)
       # Evaluation uses the moving ones (still 0 and 1): another output.
       assert not np.allclose(train_out, eval_out, atol=1e-3)
       for _ in range(3):
         sess.run(updates, {images: images_value})
-      decayed = 1 - cifar10.BATCH_NORM_DECAY ** 3
+      decayed = 1 - layers.BATCH_NORM_DECAY ** 3
       np.testing.assert_allclose(sess.run(moving_mean), decayed * mean,
                                  rtol=1e-3, atol=1e-5)
       np.testing.assert_allclose(
@@ -279,7 +280,8 @@ def test_locally_connected_layer_matches_numpy():
   x = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
   with tf.Graph().as_default():
     with tf.variable_scope('lc') as scope:
-      out = cifar10.locally_connected(tf.constant(x), 4, 3, tf.float32)
+      out = layers.locally_connected(tf.constant(x), 4, 3, 0.04, None,
+                                     tf.float32)
     with tf.variable_scope(scope, reuse=True):
       weights = tf.get_variable('weights')
     assert weights.shape.as_list() == [4, 5, 3, 3, 3, 4]

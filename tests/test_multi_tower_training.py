@@ -14,7 +14,7 @@ from google.protobuf import text_format
 
 from conftest import LOG_LINE, run_script
 import cifar10  # switches TensorFlow to graph mode
-from cifar10 import tf
+from compat import tf
 import cifar10_multi_gpu_train
 import fakes
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from cifar10 import tf   # TensorFlow, imported quietly, in graph mode
+from compat import tf   # TensorFlow, imported quietly, in graph mode
 import cifar10_input
 
 SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))

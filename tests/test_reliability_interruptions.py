@@ -17,7 +17,7 @@ import pytest
 
 from conftest import (LOG_LINE, REPO, Proc, logged_steps, run_script,
                       train_args)
-from cifar10 import tf
+from compat import tf
 import fakes
 
 BATCH = '16'

@@ -28,6 +28,8 @@ import pytest
 from conftest import (REPO, assert_unchanged, one_error_line, run_script,
                       snapshot)
 import cifar10
+import datasets
+import errors
 import fakes
 
 BATCH = '16'
@@ -372,7 +374,7 @@ def test_data_dir_that_cannot_be_downloaded(mistake, script):
 
 @arranged_by(_download_case)
 @pytest.mark.parametrize('route,words', [
-    ('/good.tar.gz', ['checksum mismatch', cifar10.DATA_MD5]),
+    ('/good.tar.gz', ['checksum mismatch', datasets.CIFAR10.md5]),
     ('/truncated.tar.gz', ['truncated'])], ids=['checksum', 'truncated'])
 def test_bad_download(mistake, route, words):
   mistake.error_line('--data_dir=' + mistake.target, mistake.source, *words)
@@ -391,7 +393,7 @@ def test_unusable_tarball_leaves_nothing(tmp_path, served, route, words):
   target.mkdir()
   (target / 'README.txt').write_text(u'kept\n')
   before = snapshot(target)
-  with pytest.raises(cifar10.DownloadError) as raised:
+  with pytest.raises(errors.DownloadError) as raised:
     cifar10.maybe_download_and_extract(str(target), served.url(route),
                                        expected_md5=fakes.md5(body))
   message = str(raised.value)

@@ -25,7 +25,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import numpy_eval_images, run_script
 import cifar10
-from cifar10 import tf
+from compat import tf
 import fakes
 
 BATCH_SIZE = 16

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import logged_steps, numpy_eval_images, run_script
 import cifar10  # switches TensorFlow to graph mode
-from cifar10 import tf
+from compat import tf
 import fakes
 
 BATCH = 8
@@ -96,8 +96,10 @@ def test_learning_rate_decays_tenfold_after_350_epochs():
 def test_learning_rate_schedule_takes_its_options():
   with tf.Graph().as_default():
     step = tf.placeholder(tf.int64, [])
-    lr = cifar10.learning_rate(step, 1000, 10, initial=0.5,
-                               num_epochs_per_decay=2, decay_factor=0.2)
+    recipe = cifar10.TUTORIAL_RECIPE._replace(
+        learning_rate=0.5, num_epochs_per_decay=2,
+        learning_rate_decay_factor=0.2)
+    lr = cifar10.learning_rate(step, 1000, 10, recipe)
     with tf.Session() as sess:
       # 100 steps an epoch: the rate drops every 200 steps.
       got = [sess.run(lr, {step: s}) for s in (0, 199, 200, 400)]
@@ -122,7 +124,9 @@ def test_each_optimizer_reduces_the_loss(name, rate):
     total_loss = cifar10.loss(cifar10.inference(tf.constant(images)),
                               tf.constant(labels))
     cross_entropy = graph.get_tensor_by_name('cross_entropy:0')
-    train_op = cifar10.optimizer(rate, name=name).minimize(total_loss)
+    train_op = cifar10.optimizer(
+        rate, cifar10.TUTORIAL_RECIPE._replace(optimizer=name)).minimize(
+            total_loss)
     assert (name == 'sgd') == ('ApplyGradientDescent' in
                              {op.type for op in graph.get_operations()})
     with tf.Session() as sess:

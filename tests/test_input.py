@@ -101,7 +101,7 @@ def _shape_signatures(images):
   0), so each channel's deviations from its mean, scaled to unit norm over
   the image, come through unchanged.
   """
-  x = images.astype(np.float64)
+  x = images.astype(np.float32)
   x = x - x.mean(axis=(-3, -2), keepdims=True)
   flat = x.reshape(len(x), -1)
   return flat / np.linalg.norm(flat, axis=1, keepdims=True)
@@ -117,7 +117,7 @@ def _source_records(images, pixels):
   best = np.full(len(images), -2.0)
   source = np.zeros(len(images), dtype=int)
   side = 32 - CROP + 1
-  for i, record in enumerate(pixels.astype(np.float64)):
+  for i, record in enumerate(pixels.astype(np.float32)):
     s = record.strides
     windows = np.lib.stride_tricks.as_strided(
         record, (side, side, CROP, CROP, 3), (s[0], s[1], s[0], s[1], s[2]))
@@ -141,10 +141,13 @@ def test_distorted_inputs_are_standardized_crops_with_their_own_labels(
     flat = images.reshape(16, -1)
     np.testing.assert_allclose(flat.mean(axis=1), 0.0, atol=1e-4)
     np.testing.assert_allclose(flat.std(axis=1), 1.0, atol=1e-3)
-    # Each image is a window of one record, which has the image's label.
-    source, correlation = _source_records(images, pixels)
-    assert correlation.min() > 0.999, correlation
-    np.testing.assert_array_equal(batch_labels, labels[source])
+  # Each image is a window of one record, which has the image's label.
+  source, correlation = _source_records(
+      np.concatenate([images for images, _ in batches]), pixels)
+  assert correlation.min() > 0.999, correlation
+  np.testing.assert_array_equal(
+      np.concatenate([batch_labels for _, batch_labels in batches]),
+      labels[source])
   summaries = [op for op in graph.get_operations()
                if op.type == 'ImageSummary']
   assert len(summaries) == 1

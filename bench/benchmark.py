@@ -369,6 +369,9 @@ def print_table(args, results):
 def main(argv):
   args = parse_args(argv)
   args.repo = os.path.abspath(args.repo)
+  # This process and its helpers import TensorFlow; its start-up chatter
+  # (CUDA probing) would interleave with the table.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if args.worker == 'memory':
     return workers.run(workers.memory_worker, args)
   if args.worker == 'eval':

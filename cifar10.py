@@ -23,6 +23,7 @@ import datasets
 from download import maybe_download_and_extract  # pylint: disable=unused-import
 import models
 from models import layers
+import precision as precision_lib
 
 # The tutorial's model hyper-parameters.
 BATCH_SIZE = 128
@@ -217,36 +218,41 @@ def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
   return lr
 
 
-def optimizer(lr, recipe=TUTORIAL_RECIPE):
+def optimizer(lr, recipe=TUTORIAL_RECIPE, loss_scale=None):
   """The training algorithm, by default the tutorial's gradient descent.
 
   The adaptive ones keep TensorFlow's defaults for everything but the rate.
+  loss_scale (precision.loss_scale's, for float16) wraps it in loss scaling.
   """
   name = recipe.optimizer
   if name == 'sgd':
-    return tf.train.GradientDescentOptimizer(lr)
-  if name in ('momentum', 'nesterov'):
-    return tf.train.MomentumOptimizer(lr, recipe.momentum,
-                                      use_nesterov=name == 'nesterov')
-  if name == 'adagrad':
-    return tf.train.AdagradOptimizer(lr)
-  if name == 'rmsprop':
-    return tf.train.RMSPropOptimizer(lr)
-  if name == 'adam':
-    return tf.train.AdamOptimizer(lr)
-  raise ValueError('unknown optimizer %r' % name)
+    opt = tf.train.GradientDescentOptimizer(lr)
+  elif name in ('momentum', 'nesterov'):
+    opt = tf.train.MomentumOptimizer(lr, recipe.momentum,
+                                     use_nesterov=name == 'nesterov')
+  elif name == 'adagrad':
+    opt = tf.train.AdagradOptimizer(lr)
+  elif name == 'rmsprop':
+    opt = tf.train.RMSPropOptimizer(lr)
+  elif name == 'adam':
+    opt = tf.train.AdamOptimizer(lr)
+  else:
+    raise ValueError('unknown optimizer %r' % name)
+  return precision_lib.scaled_optimizer(opt, loss_scale)
 
 
 def apply_gradients(grads, global_step, lr, recipe=TUTORIAL_RECIPE,
-                    dependencies=(), make_sync_optimizer=None):
+                    dependencies=(), make_sync_optimizer=None,
+                    loss_scale=None):
   """Applies grads, then updates the variables' moving averages.
 
   Returns the train op. Histograms of every variable and gradient are added.
   make_sync_optimizer(optimizer, variable_averages), when given, wraps the
   optimizer in one that aggregates several workers' gradients (a
   SyncReplicasOptimizer) and updates the averages once per aggregated update.
+  loss_scale: the one the gradients were computed with (see optimizer).
   """
-  opt = optimizer(lr, recipe)
+  opt = optimizer(lr, recipe, loss_scale)
   if make_sync_optimizer is not None:
     opt = make_sync_optimizer(opt, tf.train.ExponentialMovingAverage(
         MOVING_AVERAGE_DECAY, global_step))
@@ -267,22 +273,26 @@ def apply_gradients(grads, global_step, lr, recipe=TUTORIAL_RECIPE,
 
 def train(total_loss, global_step, num_examples_per_epoch,
           batch_size=BATCH_SIZE, recipe=TUTORIAL_RECIPE,
-          make_sync_optimizer=None):
+          make_sync_optimizer=None, precision=precision_lib.DEFAULT):
   """Returns an op running one step of training on total_loss.
 
   num_examples_per_epoch and batch_size set the learning-rate schedule's
-  decay steps. make_sync_optimizer: see apply_gradients.
+  decay steps. make_sync_optimizer: see apply_gradients. precision (see
+  precision.py) adds loss scaling under float16; the session's ConfigProto
+  (precision.configure) does the rest.
   """
   lr = learning_rate(global_step, num_examples_per_epoch, batch_size, recipe)
   loss_averages_op = add_loss_summaries(total_loss,
                                         tf.get_collection('losses'))
+  scale = precision_lib.loss_scale(precision)
   with tf.control_dependencies([loss_averages_op]):
-    grads = optimizer(lr, recipe).compute_gradients(total_loss)
+    grads = optimizer(lr, recipe, scale).compute_gradients(total_loss)
   # Batch normalization's moving statistics follow the batches trained on.
   return apply_gradients(grads, global_step, lr, recipe,
                          dependencies=tf.get_collection(
                              tf.GraphKeys.UPDATE_OPS),
-                         make_sync_optimizer=make_sync_optimizer)
+                         make_sync_optimizer=make_sync_optimizer,
+                         loss_scale=scale)
 
 
 def variables_to_restore():

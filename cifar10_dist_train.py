@@ -129,7 +129,8 @@ def build_model(cluster, task_index, split):
     train_op = cifar10.train(
         total_loss, global_step, split.num_examples,
         batch_size=FLAGS.batch_size * (num_workers if sync else 1),
-        recipe=cli.recipe(), make_sync_optimizer=sync)
+        recipe=cli.recipe(), make_sync_optimizer=sync,
+        precision=cli.precision())
   return train_op, total_loss, sync
 
 

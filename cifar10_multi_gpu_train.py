@@ -21,6 +21,7 @@ from absl import flags
 import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
 from compat import tf
+import precision as precision_lib
 import training
 
 FLAGS = flags.FLAGS
@@ -94,11 +95,12 @@ class _PlacementHook(tf.train.SessionRunHook):
 
 
 def build_towers(images, labels, num_towers, devices, model_options=None,
-                 recipe=cifar10.TUTORIAL_RECIPE):
+                 recipe=cifar10.TUTORIAL_RECIPE, loss_scale=None):
   """Builds the towers on devices; returns (tower grads, tower 0's loss, ops).
 
   model_options are inference()'s keyword arguments (default: the
-  tutorial's network); recipe's optimizer computes the gradients.
+  tutorial's network); recipe's optimizer computes the gradients, with
+  loss_scale (float16) when given.
 
   images and labels hold num_towers batches, split here so that every tower
   dequeues from the same queue. Only the first tower gets summaries; the
@@ -129,7 +131,8 @@ def build_towers(images, labels, num_towers, devices, model_options=None,
                 tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope))
           tf.get_variable_scope().reuse_variables()
           tower_grads.append(
-              cifar10.optimizer(1.0, recipe).compute_gradients(loss))
+              cifar10.optimizer(1.0, recipe, loss_scale)
+              .compute_gradients(loss))
   return tower_grads, first_loss, summary_deps
 
 
@@ -151,11 +154,15 @@ def train():
     lr = cifar10.learning_rate(global_step, split.num_examples,
                                examples_per_step, recipe)
     images, labels = cli.distorted_inputs(split, examples_per_step)
+    # One loss scale for all towers: apply_gradients checks their averaged
+    # gradients against it.
+    scale = precision_lib.loss_scale(cli.precision())
     tower_grads, first_loss, deps = build_towers(
-        images, labels, num_towers, devices, cli.model_options(), recipe)
+        images, labels, num_towers, devices, cli.model_options(), recipe,
+        scale)
     grads = average_gradients(tower_grads)
     train_op = cifar10.apply_gradients(grads, global_step, lr, recipe,
-                                       dependencies=deps)
+                                       dependencies=deps, loss_scale=scale)
     device_count = ({'CPU': num_towers} if FLAGS.tower_device == 'cpu'
                     else {})
     config = cli.session_config(allow_soft_placement=True,

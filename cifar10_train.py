@@ -34,7 +34,8 @@ def train():
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
-                             FLAGS.batch_size, cli.recipe())
+                             FLAGS.batch_size, cli.recipe(),
+                             precision=cli.precision())
     training.run_training(train_op, total_loss, FLAGS.batch_size,
                           cli.loop_options(), cli.session_config())
 

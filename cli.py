@@ -63,6 +63,7 @@ from compat import tf
 import datasets
 from errors import UserError
 import models
+import precision as precision_lib
 import training
 
 FLAGS = flags.FLAGS
@@ -170,6 +171,12 @@ _GROUPS = {
         ('boolean', 'xla', False,
          'Compile the graph with XLA\'s just-in-time compiler (opt-in; see '
          'docs/performance.md).', {}),
+        ('enum', 'precision', precision_lib.DEFAULT,
+         'Arithmetic of the model; variables, checkpoints and summaries stay '
+         'float32 (unlike --use_fp16): bfloat16 is oneDNN\'s mixed precision '
+         'on CPUs (TensorFlow 2.x), float16 automatic mixed precision with '
+         'loss scaling on GPUs.',
+         {'enum_values': list(precision_lib.PRECISIONS)}),
     ],
 }
 
@@ -244,8 +251,24 @@ def loop_options():
       FLAGS.save_summaries_steps)
 
 
+_warned = set()
+
+
+def precision():
+  """--precision, checked: UserError where it cannot run, warnings once."""
+  for warning in precision_lib.check(FLAGS.precision):
+    if warning not in _warned:
+      _warned.add(warning)
+      sys.stderr.write('%s: warning: %s\n' % (os.path.basename(sys.argv[0]),
+                                               warning))
+  return FLAGS.precision
+
+
 def session_config(**kwargs):
-  """A ConfigProto with the thread and XLA flags; kwargs are more fields."""
+  """A ConfigProto with the thread, XLA and precision flags.
+
+  kwargs are more fields.
+  """
   if 'log_device_placement' in FLAGS:
     kwargs.setdefault('log_device_placement', FLAGS.log_device_placement)
   config = tf.ConfigProto(
@@ -254,7 +277,7 @@ def session_config(**kwargs):
   if FLAGS.xla:
     config.graph_options.optimizer_options.global_jit_level = (
         tf.OptimizerOptions.ON_1)
-  return config
+  return precision_lib.configure(config, precision())
 
 
 def fail(message):

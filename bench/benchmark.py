@@ -20,6 +20,10 @@ repository's scripts as subprocesses, as a user would, and prints one table:
   * evaluation: cifar10_eval.py's Evaluator over exactly 10,000 test images
     from a checkpoint the training rows wrote.
 
+With --precision=float32,bfloat16 every row runs in each, side by side (the
+baseline is the first's); the header says whether the CPU has AVX-512,
+bfloat16 and AMX instructions, which decide whether bfloat16 can pay.
+
 Every figure is the median of --reps repetitions, with their minimum and
 maximum; the rows run in turn within each repetition, so that a slow spell
 of a shared machine falls on all of them alike. Nothing here is a test.
@@ -40,6 +44,8 @@ import tempfile
 import threading
 import time
 
+import workers  # bench/, next to this file
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RECORD_BYTES = 3073
@@ -48,8 +54,20 @@ TEST_FILE = 'test_batch.bin'
 BATCHES_DIR = 'cifar-10-batches-bin'
 EVAL_EXAMPLES = 10000
 ROWS = ('train', 'multi1', 'multi2', 'memory', 'eval')
+PRECISIONS = ('float32', 'bfloat16', 'float16')  # precision.PRECISIONS
 LOG_LINE = re.compile(r'step (\d+), loss = \S+ \(([\d.]+) examples/sec')
 EVAL_LINE = re.compile(r'eval (\d+) images in ([\d.]+) s')
+
+
+def comma_list(allowed):
+  """An argparse type: comma-separated values, each one of allowed."""
+  def parse(text):
+    values = [v for v in text.split(',') if v]
+    if not values or set(values) - set(allowed):
+      raise argparse.ArgumentTypeError('%r: choose from %s'
+                                       % (text, ', '.join(allowed)))
+    return values
+  return parse
 
 
 def parse_args(argv):
@@ -63,7 +81,7 @@ def parse_args(argv):
   parser.add_argument('--warmup_steps', type=int, default=100,
                       help='logged figures up to this step are left out of '
                       'the median (default 100)')
-  parser.add_argument('--only', default=','.join(ROWS),
+  parser.add_argument('--only', default=ROWS, type=comma_list(ROWS),
                       help='comma-separated subset of: %s (memory runs both '
                       'memory-fed rows; eval needs a checkpoint, so it '
                       'trains briefly when train is not chosen)'
@@ -80,6 +98,11 @@ def parse_args(argv):
                       'this one), e.g. an older one to compare with')
   parser.add_argument('--script_args', default='',
                       help='extra flags for every script run, e.g. "--xla"')
+  parser.add_argument('--precision', default=['float32'],
+                      type=comma_list(PRECISIONS),
+                      help='comma-separated --precision values, e.g. '
+                      '"float32,bfloat16": every row runs in each, in turn '
+                      '(default float32)')
   parser.add_argument('--label', default='',
                       help='a word added to every row name, to tell runs '
                       'apart when comparing')
@@ -173,66 +196,6 @@ def first_step_seconds(train_dir, launch_wall_time):
   return None if first is None else first - launch_wall_time
 
 
-# --- the workers: the same graph fed from memory, and the evaluator ------------
-
-def memory_worker(args):
-  """Trains the tutorial's graph on one batch held in variables; logs rates."""
-  from absl import flags
-  import numpy as np
-  sys.path.insert(0, args.repo)
-  import cifar10
-  from cifar10 import tf
-  import cifar10_train
-  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size] + args.rest)
-  batch = args.batch_size
-  rng = np.random.RandomState(0)
-  with tf.Graph().as_default():
-    global_step = tf.train.get_or_create_global_step()
-    images = tf.Variable(
-        rng.standard_normal([batch, 24, 24, 3]).astype(np.float32),
-        trainable=False, name='fed_images')
-    labels = tf.Variable(rng.randint(0, 10, size=[batch]).astype(np.int32),
-                         trainable=False, name='fed_labels')
-    logits = cifar10.inference(images)
-    total_loss = cifar10.loss(logits, labels)
-    train_op = cifar10.train(total_loss, global_step, args.train_records)
-    config = (cifar10_train.session_config() if args.session == 'train'
-              else None)
-    with tf.Session(config=config) as sess:
-      sess.run(tf.global_variables_initializer())
-      start = time.time()
-      for step in range(1, args.steps + 1):
-        _, loss = sess.run([train_op, total_loss])
-        if step % 10 == 0:
-          now = time.time()
-          sec_per_batch = (now - start) / 10
-          print('step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)'
-                % (step, loss, batch / sec_per_batch, sec_per_batch),
-                flush=True)
-          start = now
-
-
-def eval_worker(args):
-  """Times cifar10_eval's Evaluator on the latest checkpoint, twice."""
-  from absl import flags
-  sys.path.insert(0, args.repo)
-  from cifar10 import tf
-  import cifar10_eval
-  import cifar10_input
-  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
-               '--data_dir=%s' % args.data_dir] + args.rest)
-  filenames = cifar10_input.data_files(args.data_dir, True)
-  evaluator = cifar10_eval.Evaluator(filenames, EVAL_EXAMPLES)
-  checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
-  writer = tf.summary.FileWriter(args.eval_dir)
-  for _ in range(2):
-    start = time.time()
-    _, total, _ = evaluator.evaluate(checkpoint, writer)
-    print('eval %d images in %.3f s' % (total, time.time() - start),
-          flush=True)
-  writer.close()
-
-
 # --- the rows -----------------------------------------------------------------
 
 def script_cmd(args, script, train_dir, extra=()):
@@ -250,12 +213,13 @@ def worker_cmd(args, worker, extra=()):
           + list(extra) + shlex.split(args.script_args))
 
 
-def measure_training(args, name, script, extra, rep):
-  """Runs one training script from scratch; returns its figures."""
-  train_dir = os.path.join(args.work_dir, '%s-%d' % (name, rep))
+def measure_training(args, name, script, extra, rep, prec):
+  """Runs one training script from scratch in prec; returns its figures."""
+  train_dir = os.path.join(args.work_dir, '%s-%s-%d' % (name, prec, rep))
   shutil.rmtree(train_dir, ignore_errors=True)  # a reused --work_dir
   launch = time.time()
-  run = Run(script_cmd(args, script, train_dir, extra), args.repo)
+  run = Run(script_cmd(args, script, train_dir,
+                       list(extra) + ['--precision=' + prec]), args.repo)
   examples = args.steps * args.batch_size * (2 if name == 'multi2' else 1)
   rates = logged_rates(run, args.warmup_steps)
   return {'rate': median(rates), 'average': examples / run.wall,
@@ -264,19 +228,20 @@ def measure_training(args, name, script, extra, rep):
           'cpu_ms': 1000.0 * run.cpu / examples}
 
 
-def measure_memory(args, session):
-  run = Run(worker_cmd(args, 'memory', ['--session', session]), args.repo)
+def measure_memory(args, session, prec):
+  run = Run(worker_cmd(args, 'memory', ['--session', session,
+                                        '--precision=' + prec]), args.repo)
   examples = args.steps * args.batch_size
   return {'rate': median(logged_rates(run, args.warmup_steps)),
           'average': examples / run.wall, 'peak_mb': run.peak_mb,
           'cpu_ms': 1000.0 * run.cpu / examples}
 
 
-def measure_eval(args, checkpoint_dir):
+def measure_eval(args, checkpoint_dir, prec):
   eval_dir = os.path.join(args.work_dir, 'eval')
   run = Run(worker_cmd(args, 'eval', [
       '--data_dir', args.data_dir, '--checkpoint_dir', checkpoint_dir,
-      '--eval_dir', eval_dir]), args.repo)
+      '--eval_dir', eval_dir, '--precision=' + prec]), args.repo)
   timings = [(int(m.group(1)), float(m.group(2)))
              for m in (EVAL_LINE.search(l) for _, l in run.lines) if m]
   if not timings or timings[-1][0] != EVAL_EXAMPLES:
@@ -308,15 +273,22 @@ def spread(values, fmt):
                                                  max(values))
 
 
-def cpu_model():
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except IOError:
-    pass
-  return platform.processor() or 'unknown CPU'
+def cpu_description():
+  """The CPU model, and whether it has AVX-512, bfloat16 and AMX.
+
+  precision.cpu_info reads /proc/cpuinfo (or $CIFAR10_CPUINFO), as the
+  scripts do when they decide whether bfloat16 is emulated.
+  """
+  import precision
+  model, cpu_flags = precision.cpu_info()
+
+  def has(*names):
+    found = [n for n in names if n in cpu_flags]
+    return 'yes (%s)' % ', '.join(found) if found else 'no'
+
+  return '%s; AVX-512: %s, bfloat16: %s, AMX: %s' % (
+      model, has('avx512f'), has('avx512_bf16', 'amx_bf16'),
+      has('amx_tile', 'amx_bf16', 'amx_int8'))
 
 
 def runtime_description(args):
@@ -331,9 +303,11 @@ def runtime_description(args):
 def thread_settings(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
           'from absl import flags\n'
-          'import cifar10_train, cifar10_input\n'
+          'import cli, cifar10_input\n'
+          'cli.define_flags("data", "download", "split", "batch", "model", '
+          '"training", "session")\n'
           'flags.FLAGS(["x"] + %r)\n'
-          'c = cifar10_train.session_config()\n'
+          'c = cli.session_config()\n'
           'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'
@@ -354,20 +328,27 @@ ROW_TITLES = [
 
 
 def print_table(args, results):
-  base = [r['rate'] for r in results.get('memory_default', [])]
+  precisions = args.precisions
+  base = [r['rate']
+          for r in results.get(('memory_default', precisions[0]), [])]
   print()
   print('| %s | examples/sec, median of logged after step %d [min-max] '
         '| vs baseline | average start to finish | start to first step (s) '
         '| peak memory (MB) | CPU ms per example |'
         % ('row' + args.label, args.warmup_steps))
   print('|---|---|---|---|---|---|---|')
-  for key, title in ROW_TITLES:
-    runs = results.get(key)
+  for (key, title), prec in [(row, prec) for row in ROW_TITLES
+                             for prec in precisions]:
+    runs = results.get((key, prec))
     if not runs:
       continue
     rates = [r['rate'] for r in runs]
     ratio = ('%.2fx' % (median(rates) / median(base))
              if base and key != 'eval' else '-')
+    if key == 'memory_default' and prec != precisions[0]:
+      title = title.replace(' (baseline)', '')
+    if precisions != ['float32']:
+      title += ', ' + prec
     if args.label:
       title += ' ' + args.label
     print('| %s | %s | %s | %s | %s | %s | %s |' % (
@@ -380,7 +361,7 @@ def print_table(args, results):
   print('CPU ms per example: the process\'s user + system CPU time over the '
         'examples it trained, start-up included; it varies less than wall '
         'time on a shared machine.')
-  if 'eval' in results:
+  if any(key == 'eval' for key, _ in results):
     print('eval: "examples/sec" is the second evaluation in the process; '
           '"average" is the first (with kernel warm-up).')
 
@@ -388,18 +369,17 @@ def print_table(args, results):
 def main(argv):
   args = parse_args(argv)
   args.repo = os.path.abspath(args.repo)
+  # This process and its helpers import TensorFlow; its start-up chatter
+  # (CUDA probing) would interleave with the table.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if args.worker == 'memory':
-    return memory_worker(args)
+    return workers.run(workers.memory_worker, args)
   if args.worker == 'eval':
     args.data_dir, args.checkpoint_dir, args.eval_dir = _take(
         args.rest, ['--data_dir', '--checkpoint_dir', '--eval_dir'])
-    return eval_worker(args)
-  chosen = [r for r in args.only.split(',') if r]
-  unknown = set(chosen) - set(ROWS)
-  if unknown:
-    sys.stderr.write('benchmark.py: error: --only: unknown rows %s\n'
-                     % ', '.join(sorted(unknown)))
-    return 2
+    return workers.run(workers.eval_worker, args, EVAL_EXAMPLES)
+  chosen = args.only
+  args.precisions = args.precision
   own_dir = args.work_dir is None
   args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
   args.data_dir = os.path.join(args.work_dir, 'data')
@@ -408,13 +388,14 @@ def main(argv):
     if not os.path.isdir(os.path.join(args.data_dir, BATCHES_DIR)):
       write_dataset(args.data_dir, args.train_records, args.test_records)
     print('runtime: %s' % runtime_description(args))
-    print('machine: %s, %d cores available to this process (of %d)' % (
-        cpu_model(), len(os.sched_getaffinity(0)), os.cpu_count()))
+    print('machine: %s; %d cores available to this process (of %d)' % (
+        cpu_description(), len(os.sched_getaffinity(0)), os.cpu_count()))
     print('threads: %s' % thread_settings(args))
     print('run: %d repetitions x %d steps, batch %d, %d training + %d test '
-          'records, script flags: %s' % (
+          'records, precision %s, script flags: %s' % (
               args.reps, args.steps, args.batch_size, args.train_records,
-              args.test_records, args.script_args or '(none)'))
+              args.test_records, ', '.join(args.precisions),
+              args.script_args or '(none)'))
     results = {}
     for rep in range(args.reps):
       checkpoint_dir = None
@@ -424,30 +405,33 @@ def main(argv):
            ['--num_gpus=1', '--tower_device=cpu']),
           ('multi2', 'cifar10_multi_gpu_train.py',
            ['--num_gpus=2', '--tower_device=cpu'])]:
-        if key in chosen:
-          result = measure_training(args, key, script, extra, rep)
-          results.setdefault(key, []).append(result)
+        for prec in args.precisions if key in chosen else ():
+          result = measure_training(args, key, script, extra, rep, prec)
+          results.setdefault((key, prec), []).append(result)
           checkpoint_dir = checkpoint_dir or result['train_dir']
-          print('  rep %d %s: %.0f examples/sec, %.2f CPU ms/example'
-                % (rep + 1, key, result['rate'], result['cpu_ms']),
+          print('  rep %d %s %s: %.0f examples/sec, %.2f CPU ms/example'
+                % (rep + 1, key, prec, result['rate'], result['cpu_ms']),
                 flush=True)
-      if 'memory' in chosen:
-        for session in ('default', 'train'):
-          result = measure_memory(args, session)
-          results.setdefault('memory_' + session, []).append(result)
-          print('  rep %d memory (%s session): %.0f examples/sec, %.2f CPU '
-                'ms/example' % (rep + 1, session, result['rate'],
-                                result['cpu_ms']), flush=True)
+      for session in ('default', 'train') if 'memory' in chosen else ():
+        for prec in args.precisions:
+          result = measure_memory(args, session, prec)
+          results.setdefault(('memory_' + session, prec), []).append(result)
+          print('  rep %d memory (%s session) %s: %.0f examples/sec, %.2f '
+                'CPU ms/example' % (rep + 1, session, prec, result['rate'],
+                                    result['cpu_ms']), flush=True)
       if 'eval' in chosen:
         if checkpoint_dir is None:
           saved_steps, args.steps = args.steps, 20
           checkpoint_dir = measure_training(
-              args, 'for-eval', 'cifar10_train.py', [], rep)['train_dir']
+              args, 'for-eval', 'cifar10_train.py', [], rep,
+              'float32')['train_dir']
           args.steps = saved_steps
-        result = measure_eval(args, checkpoint_dir)
-        results.setdefault('eval', []).append(result)
-        print('  rep %d eval: %.0f images/sec' % (rep + 1, result['rate']),
-              flush=True)
+        # Checkpoints are float32 in every precision: one serves them all.
+        for prec in args.precisions:
+          result = measure_eval(args, checkpoint_dir, prec)
+          results.setdefault(('eval', prec), []).append(result)
+          print('  rep %d eval %s: %.0f images/sec'
+                % (rep + 1, prec, result['rate']), flush=True)
     print_table(args, results)
   finally:
     if own_dir:

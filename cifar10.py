@@ -23,6 +23,7 @@ import datasets
 from download import maybe_download_and_extract  # pylint: disable=unused-import
 import models
 from models import layers
+import schedules
 
 # The tutorial's model hyper-parameters.
 BATCH_SIZE = 128
@@ -205,14 +206,27 @@ def add_loss_summaries(total_loss, losses):
 
 
 def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
-                  recipe=TUTORIAL_RECIPE):
-  """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs."""
+                  recipe=TUTORIAL_RECIPE, schedule=None):
+  """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs.
+
+  schedule (a schedules.Schedule; None is the tutorial's) may name another:
+  the staircase times the plateau schedule's multiplier, or cosine restarts.
+  """
   num_batches_per_epoch = num_examples_per_epoch / examples_per_step
+  name = schedule.name if schedule else schedules.STEP
+  if name == schedules.COSINE_RESTARTS:
+    lr = schedules.cosine_restarts(
+        recipe.learning_rate, global_step,
+        schedules.cycle_steps(num_batches_per_epoch, schedule))
+    tf.summary.scalar('learning_rate', lr)
+    return lr
   decay_steps = max(int(num_batches_per_epoch * recipe.num_epochs_per_decay), 1)
   lr = tf.train.exponential_decay(recipe.learning_rate, global_step,
                                   decay_steps,
                                   recipe.learning_rate_decay_factor,
                                   staircase=True)
+  if name == schedules.PLATEAU:
+    lr *= schedules.plateau_variables().multiplier
   tf.summary.scalar('learning_rate', lr)
   return lr
 
@@ -267,13 +281,15 @@ def apply_gradients(grads, global_step, lr, recipe=TUTORIAL_RECIPE,
 
 def train(total_loss, global_step, num_examples_per_epoch,
           batch_size=BATCH_SIZE, recipe=TUTORIAL_RECIPE,
-          make_sync_optimizer=None):
+          make_sync_optimizer=None, schedule=None):
   """Returns an op running one step of training on total_loss.
 
   num_examples_per_epoch and batch_size set the learning-rate schedule's
-  decay steps. make_sync_optimizer: see apply_gradients.
+  decay steps; schedule: see learning_rate. make_sync_optimizer: see
+  apply_gradients.
   """
-  lr = learning_rate(global_step, num_examples_per_epoch, batch_size, recipe)
+  lr = learning_rate(global_step, num_examples_per_epoch, batch_size, recipe,
+                     schedule)
   loss_averages_op = add_loss_summaries(total_loss,
                                         tf.get_collection('losses'))
   with tf.control_dependencies([loss_averages_op]):

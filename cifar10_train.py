@@ -16,30 +16,49 @@ from absl import flags
 import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
 from compat import tf
+import preprocessing
+import schedules
 import training
+import validation
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
-                 'session')
+                 'schedule', 'preprocessing', 'session')
+
+
+def _schedule_hooks(schedule, split, mean):
+  """The hooks --lr_schedule needs: validation, or keeping snapshots."""
+  if schedule.name == schedules.PLATEAU:
+    validator = validation.Validator(
+        cli.data_split('validation'), FLAGS.batch_size, FLAGS.use_fp16,
+        cli.model_options(train=False), mean)
+    return [schedules.PlateauHook(validator, schedule, FLAGS.train_dir)]
+  if schedule.name == schedules.COSINE_RESTARTS:
+    return [schedules.SnapshotHook(FLAGS.train_dir, schedules.cycle_steps(
+        split.num_examples / FLAGS.batch_size, schedule))]
+  return []
 
 
 def train():
   """Builds the single-device graph and trains it."""
   split = cli.data_split('train')
+  schedule = cli.schedule()
   with training.new_graph(FLAGS.seed):
     global_step = tf.train.get_or_create_global_step()
     # The input pipeline stays on the CPU, whatever device runs the model.
     with tf.device('/cpu:0'):
+      mean = preprocessing.mean_variable(FLAGS.preprocessing, split)
       images, labels = cifar10.distorted_inputs(
           FLAGS.data_dir, FLAGS.batch_size, FLAGS.use_fp16, split,
           min_fraction_of_examples_in_queue=(
-              FLAGS.min_fraction_of_examples_in_queue))
+              FLAGS.min_fraction_of_examples_in_queue), mean=mean)
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
-                             FLAGS.batch_size, cli.recipe())
+                             FLAGS.batch_size, cli.recipe(), schedule=schedule)
     training.run_training(train_op, total_loss, FLAGS.batch_size,
-                          cli.loop_options(), cli.session_config())
+                          cli.loop_options(), cli.session_config(),
+                          hooks=_schedule_hooks(schedule, split, mean))
 
 
 def main(argv=None):

@@ -19,24 +19,10 @@ from compat import tf
 import preprocessing
 import schedules
 import training
-import validation
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'schedule', 'preprocessing', 'session')
-
-
-def _schedule_hooks(schedule, split, mean):
-  """The hooks --lr_schedule needs: validation, or keeping snapshots."""
-  if schedule.name == schedules.PLATEAU:
-    validator = validation.Validator(
-        cli.data_split('validation'), FLAGS.batch_size, FLAGS.use_fp16,
-        cli.model_options(train=False), mean)
-    return [schedules.PlateauHook(validator, schedule, FLAGS.train_dir)]
-  if schedule.name == schedules.COSINE_RESTARTS:
-    return [schedules.SnapshotHook(FLAGS.train_dir, schedules.cycle_steps(
-        split.num_examples / FLAGS.batch_size, schedule))]
-  return []
 
 
 def train():
@@ -58,7 +44,10 @@ def train():
                              FLAGS.batch_size, cli.recipe(), schedule=schedule)
     training.run_training(train_op, total_loss, FLAGS.batch_size,
                           cli.loop_options(), cli.session_config(),
-                          hooks=_schedule_hooks(schedule, split, mean))
+                          hooks=schedules.training_hooks(
+                              schedule, FLAGS.train_dir,
+                              split.num_examples / FLAGS.batch_size,
+                              cli.validator(schedule, mean)))
 
 
 def main(argv=None):

@@ -66,6 +66,7 @@ import models
 import preprocessing
 import schedules
 import training
+import validation
 
 FLAGS = flags.FLAGS
 
@@ -184,7 +185,8 @@ _GROUPS['schedule'] = [
      'validation evaluations without improvement; needs '
      '--validation_examples) or "cosine_restarts" (a cosine from '
      '--learning_rate to zero every --restart_epochs epochs, each cycle\'s '
-     'end kept as snapshot-<step>).', {'enum_values': list(schedules.SCHEDULES)}),
+     'end kept as snapshot-<step>).',
+     {'enum_values': list(schedules.SCHEDULES)}),
     ('float', 'restart_epochs', schedules.RESTART_EPOCHS,
      'Epochs per cycle of --lr_schedule=cosine_restarts.',
      {'lower_bound': 1e-6}),
@@ -268,6 +270,18 @@ def schedule():
   return schedules.Schedule(FLAGS.lr_schedule, FLAGS.restart_epochs,
                             FLAGS.plateau_eval_steps, FLAGS.plateau_patience,
                             FLAGS.learning_rate_decay_factor)
+
+
+def validator(schedule, mean=None):
+  """The validation.Validator that --lr_schedule=plateau evaluates, or None.
+
+  Built after the training network, whose weights it shares; mean is the
+  preprocessing's mean variable.
+  """
+  if schedule.name != schedules.PLATEAU:
+    return None
+  return validation.Validator(data_split('validation'), FLAGS.batch_size,
+                              FLAGS.use_fp16, model_options(train=False), mean)
 
 
 def loop_options():

@@ -179,6 +179,21 @@ class SnapshotHook(tf.train.SessionRunHook):
             % (datetime.now(), step, path), flush=True)
 
 
+def training_hooks(schedule, train_dir, num_batches_per_epoch,
+                   validator=None):
+  """The hooks schedule needs in the training loop (training.run_training).
+
+  plateau: a PlateauHook evaluating validator (validation.Validator);
+  cosine_restarts: a SnapshotHook at the end of each cycle; step: none.
+  """
+  if schedule.name == PLATEAU:
+    return [PlateauHook(validator, schedule, train_dir)]
+  if schedule.name == COSINE_RESTARTS:
+    return [SnapshotHook(train_dir, cycle_steps(num_batches_per_epoch,
+                                                schedule))]
+  return []
+
+
 def snapshot_paths(train_dir):
   """The snapshot-<step> checkpoints of train_dir, by step."""
   found = []

@@ -208,3 +208,18 @@ def test_snapshots_without_any(data_dir, tmp_path):
   assert result.returncode == 1
   assert 'no snapshot-<step> checkpoint' in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def test_multi_gpu_trainer_keeps_snapshots_per_cycle(data_dir, tmp_path):
+  # Two CPU towers of 10: 20 examples a step, 15 steps a cycle of one epoch.
+  train_dir = str(tmp_path / 'train')
+  result = run_script(
+      'cifar10_multi_gpu_train.py', '--num_gpus=2', '--tower_device=cpu',
+      '--data_dir=' + data_dir, '--train_dir=' + train_dir,
+      '--batch_size=10', '--lr_schedule=cosine_restarts',
+      '--restart_epochs=1', '--max_steps=30', '--log_frequency=100',
+      '--min_fraction_of_examples_in_queue=0.1')
+  kept = re.findall(r'step (\d+), end of a learning-rate cycle', result.stdout)
+  assert kept == ['15', '30']
+  assert schedules.snapshot_paths(train_dir) == [
+      os.path.join(train_dir, 'snapshot-%d' % s) for s in (15, 30)]

@@ -77,8 +77,8 @@ class Evaluator(object):
 
   split (a datasets.Split) names the records; the first num_examples of
   them are each counted once. model_options are inference()'s keyword
-  arguments; config is the sessions' ConfigProto. preprocessing is the
-  model's (preprocessing.MODES); a mean comes from the checkpoint.
+  arguments; config is the sessions' ConfigProto. preprocessing_mode is the
+  model's (one of preprocessing.MODES); a mean comes from the checkpoint.
   """
 
   def __init__(self, split, num_examples, config=None,

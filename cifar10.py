@@ -24,6 +24,7 @@ from download import maybe_download_and_extract  # pylint: disable=unused-import
 import models
 from models import layers
 import precision as precision_lib
+import schedules
 
 # The tutorial's model hyper-parameters.
 BATCH_SIZE = 128
@@ -206,14 +207,27 @@ def add_loss_summaries(total_loss, losses):
 
 
 def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
-                  recipe=TUTORIAL_RECIPE):
-  """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs."""
+                  recipe=TUTORIAL_RECIPE, schedule=None):
+  """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs.
+
+  schedule (a schedules.Schedule; None is the tutorial's) may name another:
+  the staircase times the plateau schedule's multiplier, or cosine restarts.
+  """
   num_batches_per_epoch = num_examples_per_epoch / examples_per_step
+  name = schedule.name if schedule else schedules.STEP
+  if name == schedules.COSINE_RESTARTS:
+    lr = schedules.cosine_restarts(
+        recipe.learning_rate, global_step,
+        schedules.cycle_steps(num_batches_per_epoch, schedule))
+    tf.summary.scalar('learning_rate', lr)
+    return lr
   decay_steps = max(int(num_batches_per_epoch * recipe.num_epochs_per_decay), 1)
   lr = tf.train.exponential_decay(recipe.learning_rate, global_step,
                                   decay_steps,
                                   recipe.learning_rate_decay_factor,
                                   staircase=True)
+  if name == schedules.PLATEAU:
+    lr *= schedules.plateau_variables().multiplier
   tf.summary.scalar('learning_rate', lr)
   return lr
 
@@ -273,15 +287,17 @@ def apply_gradients(grads, global_step, lr, recipe=TUTORIAL_RECIPE,
 
 def train(total_loss, global_step, num_examples_per_epoch,
           batch_size=BATCH_SIZE, recipe=TUTORIAL_RECIPE,
-          make_sync_optimizer=None, precision=precision_lib.DEFAULT):
+          make_sync_optimizer=None, precision=precision_lib.DEFAULT,
+          schedule=None):
   """Returns an op running one step of training on total_loss.
 
   num_examples_per_epoch and batch_size set the learning-rate schedule's
-  decay steps. make_sync_optimizer: see apply_gradients. precision (see
-  precision.py) adds loss scaling under float16; the session's ConfigProto
-  (precision.configure) does the rest.
+  decay steps; schedule: see learning_rate. make_sync_optimizer: see
+  apply_gradients. precision (see precision.py) adds loss scaling under
+  float16; the session's ConfigProto (precision.configure) does the rest.
   """
-  lr = learning_rate(global_step, num_examples_per_epoch, batch_size, recipe)
+  lr = learning_rate(global_step, num_examples_per_epoch, batch_size, recipe,
+                     schedule)
   loss_averages_op = add_loss_summaries(total_loss,
                                         tf.get_collection('losses'))
   scale = precision_lib.loss_scale(precision)

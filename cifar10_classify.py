@@ -8,9 +8,10 @@ prints, per image, its --top_k classes with their softmax probabilities:
 
 Each image (PNG or JPEG, any size; GIF and BMP decode too) is decoded and
 prepared by TensorFlow the way evaluation prepares the test images: scaled to
-CIFAR-10's 32x32, cropped to the central 24x24, then standardized. The model
-runs with the moving averages of its weights, as in evaluation; the model
-flags (--norm, --top_layers, --use_fp16) must be those it was trained with.
+CIFAR-10's 32x32, cropped to the central 24x24, then standardized (or
+centred by the training set's mean, --preprocessing). The model runs with the
+moving averages of its weights, as in evaluation; the model flags (--norm,
+--top_layers, --use_fp16, --preprocessing) must be those it was trained with.
 Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt (with
 --dataset=cifar100, cifar-100-binary/fine_label_names.txt or
 coarse_label_names.txt), or are CIFAR-10's own (CIFAR-100's class numbers)
@@ -33,9 +34,10 @@ import cifar10_input
 from compat import tf
 import datasets
 from errors import UserError
+import preprocessing
 
 FLAGS = flags.FLAGS
-cli.define_flags('data', 'model', 'checkpoint', 'session')
+cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')
 flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
                      '(at most the number of classes).', lower_bound=1)
 
@@ -63,10 +65,11 @@ def class_names(data_dir, ds=datasets.CIFAR10):
   return names[:ds.num_classes]
 
 
-def prepare_image(contents):
+def prepare_image(contents, mean=None):
   """Decodes an encoded image into the model's [1, 24, 24, 3] input.
 
-  Evaluation's own preprocessing (cifar10_input.eval_images) follows the
+  Evaluation's own preprocessing (cifar10_input.eval_images, with the
+  training set's mean when the model was trained with one) follows the
   scaling to CIFAR's 32x32.
   """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
@@ -75,22 +78,24 @@ def prepare_image(contents):
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
   image = tf.image.resize_images(image, [size, size],
                                  method=tf.image.ResizeMethod.AREA)
-  return cifar10_input.eval_images(tf.expand_dims(image, 0))
+  return cifar10_input.eval_images(tf.expand_dims(image, 0), mean)
 
 
 class Classifier(object):
   """The network with a checkpoint's weights, one encoded image at a time.
 
   model_options are inference()'s keyword arguments; config is the
-  session's ConfigProto.
+  session's ConfigProto; preprocessing_mode is the model's (its mean comes
+  from the checkpoint).
   """
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
-               config=None):
+               config=None, preprocessing_mode=preprocessing.STANDARDIZE):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
-      images = prepare_image(self.contents)
+      images = prepare_image(self.contents,
+                             preprocessing.mean_variable(preprocessing_mode))
       if use_fp16:
         images = tf.cast(images, tf.float16)
       logits = cifar10.inference(images, train=False, **(model_options or {}))
@@ -99,6 +104,7 @@ class Classifier(object):
       var_list = checkpoints.checkpoint_var_list(
           checkpoint, cifar10.variables_to_restore(),
           {v.op.name: v for v in tf.global_variables()})
+      preprocessing.check_checkpoint(checkpoint, preprocessing_mode)
       saver = tf.train.Saver(var_list)
     self.session = tf.Session(graph=self.graph, config=config)
     saver.restore(self.session, checkpoint)
@@ -156,7 +162,7 @@ def main(argv):
   names = class_names(FLAGS.data_dir, ds)
   classifier = Classifier(checkpoint, FLAGS.top_k,
                           cli.model_options(train=False), FLAGS.use_fp16,
-                          cli.session_config())
+                          cli.session_config(), FLAGS.preprocessing)
   try:
     failed = classify(paths, classifier, names)
   finally:

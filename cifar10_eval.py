@@ -11,6 +11,8 @@ examples in the files) examples is counted exactly once.
 
 --checkpoint_paths=a,b,... evaluates an ensemble once: the average of its
 members' softmax outputs, reported beside each member's precision.
+--snapshots does so with the snapshot-<step> checkpoints that training with
+--lr_schedule=cosine_restarts keeps in --checkpoint_dir.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -29,11 +31,13 @@ import checkpoints
 import cifar10
 from compat import tf
 from errors import UserError
+import preprocessing
+import schedules
 import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'checkpoint',
-                 'session')
+                 'preprocessing', 'session')
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
                     'Directory where to write event logs.')
 flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval', 'validation'],
@@ -53,6 +57,10 @@ flags.DEFINE_list('checkpoint_paths', [],
                   'Comma-separated checkpoints (or directories, for their '
                   'latest) to evaluate once as an ensemble that averages '
                   'their softmax outputs; replaces --checkpoint_dir.')
+flags.DEFINE_boolean('snapshots', False,
+                     'Evaluate once, as an ensemble (see --checkpoint_paths), '
+                     'the snapshot-<step> checkpoints that '
+                     '--lr_schedule=cosine_restarts kept in --checkpoint_dir.')
 
 
 def _rearm_sigint():
@@ -69,22 +77,26 @@ class Evaluator(object):
 
   split (a datasets.Split) names the records; the first num_examples of
   them are each counted once. model_options are inference()'s keyword
-  arguments; config is the sessions' ConfigProto.
+  arguments; config is the sessions' ConfigProto. preprocessing_mode is the
+  model's (one of preprocessing.MODES); a mean comes from the checkpoint.
   """
 
   def __init__(self, split, num_examples, config=None,
                batch_size=cifar10.BATCH_SIZE, use_fp16=False,
-               model_options=None, moving_average=True):
+               model_options=None, moving_average=True,
+               preprocessing_mode=preprocessing.STANDARDIZE):
     self.num_examples = num_examples
     self.moving_average = moving_average
+    self.preprocessing_mode = preprocessing_mode
     self.config = config
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.global_step = tf.train.get_or_create_global_step()
+      mean = preprocessing.mean_variable(preprocessing_mode)
       # The split, not eval_data, names the records.
       images, labels = cifar10.inputs(
           eval_data=True, batch_size=batch_size,
-          use_fp16=use_fp16, split=split, num_epochs=1)
+          use_fp16=use_fp16, split=split, num_epochs=1, mean=mean)
       logits = tf.cast(cifar10.inference(images, train=False,
                                          **(model_options or {})),
                        tf.float32)
@@ -104,6 +116,7 @@ class Evaluator(object):
     """
     var_list = checkpoints.checkpoint_var_list(
         checkpoint, self.shadow_vars, self.raw_vars, self.moving_average)
+    preprocessing.check_checkpoint(checkpoint, self.preprocessing_mode)
     with self.graph.as_default():
       return tf.train.Saver(var_list)
 
@@ -213,7 +226,15 @@ def evaluate():
   evaluator = Evaluator(split, min(FLAGS.num_examples, split.num_examples),
                         cli.session_config(), FLAGS.batch_size,
                         FLAGS.use_fp16, cli.model_options(train=False),
-                        FLAGS.moving_average)
+                        FLAGS.moving_average, FLAGS.preprocessing)
+  if FLAGS.snapshots:
+    paths = schedules.snapshot_paths(FLAGS.checkpoint_dir)
+    if not paths:
+      raise UserError('--snapshots: no snapshot-<step> checkpoint in '
+                      '--checkpoint_dir=%s (they come from training with '
+                      '--lr_schedule=cosine_restarts)' % FLAGS.checkpoint_dir)
+    evaluate_ensemble(evaluator, paths)
+    return
   if FLAGS.checkpoint_paths:
     evaluate_ensemble(evaluator, FLAGS.checkpoint_paths)
     return

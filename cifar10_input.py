@@ -150,27 +150,35 @@ def _central_crop(images):
   return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
 
 
-def eval_images(images):
+def eval_images(images, mean=None):
   """Evaluation's preprocessing of [n, 32, 32, 3] float32 images.
 
   The central 24x24 crop of each, standardized: what the model sees of a
-  test image, and of an image given to cifar10_classify.py.
+  test image, and of an image given to cifar10_classify.py. With mean (the
+  training set's mean image [32, 32, 3] or channel means [3], see
+  preprocessing.py) the images are centred by it instead of standardized.
   """
+  if mean is not None:
+    images = images - mean
   images = _central_crop(images)
   images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
-  return _standardize(images)
+  return images if mean is not None else _standardize(images)
 
 
-def _distort(images):
+def _distort(images, mean=None):
   """The tutorial's training augmentation of a batch of [32, 32, 3] images.
 
   Each image gets its own random crop, flip, brightness delta and contrast
   factor, drawn from the tutorial's distributions, exactly as the per-image
   tf.image ops would; running them once per batch instead of once per image
-  saves thousands of small op launches per training step.
+  saves thousands of small op launches per training step. With mean (see
+  eval_images) the images are centred by it before the crop, and not
+  standardized.
   """
   count = tf.shape(images)[0]
   with tf.name_scope('data_augmentation'):
+    if mean is not None:
+      images = images - mean
     images = _random_crop_and_flip(images)
     with tf.name_scope('adjust_brightness'):
       delta = tf.random_uniform([count, 1, 1, 1], -MAX_BRIGHTNESS_DELTA,
@@ -182,7 +190,8 @@ def _distort(images):
       means = tf.reduce_mean(images, [1, 2], keepdims=True)
       images = (images - means) * factor + means
     images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
-    images = _standardize(images)
+    if mean is None:
+      images = _standardize(images)
   return images
 
 
@@ -191,7 +200,7 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
                      min_fraction_of_examples_in_queue=(
                          MIN_FRACTION_OF_EXAMPLES_IN_QUEUE),
                      num_threads=NUM_PREPROCESS_THREADS, records=None,
-                     ds=CIFAR10):
+                     ds=CIFAR10, mean=None):
   """Shuffled batches of augmented training images.
 
   Args:
@@ -206,6 +215,8 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     records: (start, stop), the records of the files to train on, counted
       over the files in order; all of them when None.
     ds: the Dataset the files belong to.
+    mean: the training set's mean to subtract instead of standardizing each
+      image (preprocessing.py); None: the tutorial's standardization.
 
   Returns:
     images: [batch_size, 24, 24, 3] float32; labels: [batch_size] int32.
@@ -224,7 +235,7 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
   reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
   keys, values = reader.read_up_to(filename_queue, RECORDS_PER_READ)
   labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = _distort(images)
+  images = _distort(images, mean)
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)
@@ -237,7 +248,7 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
 
 
 def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
-           records=None, ds=CIFAR10):
+           records=None, ds=CIFAR10, mean=None):
   """Batches of centrally cropped images in file order, for evaluation.
 
   Records are read batch_size at a time by a single reader thread, so the
@@ -245,7 +256,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   exactly once and the last batch may be smaller than batch_size (an
   OutOfRangeError follows it). num_epochs=1 needs local variables initialized.
   records=(start, stop) reads only those records of the files, counted over
-  the files in order (the validation split).
+  the files in order (the validation split). mean: see eval_images.
 
   Returns:
     images: [n, 24, 24, 3] float32; labels: [n] int32, n <= batch_size.
@@ -259,7 +270,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
   keys, values = reader.read_up_to(filename_queue, batch_size)
   labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = eval_images(images)
+  images = eval_images(images, mean)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

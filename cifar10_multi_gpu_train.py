@@ -22,11 +22,13 @@ import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
 from compat import tf
 import precision as precision_lib
+import preprocessing
+import schedules
 import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
-                 'session')
+                 'schedule', 'preprocessing', 'session')
 flags.DEFINE_integer('num_gpus', 1, 'How many GPUs (towers) to use.',
                      lower_bound=1)
 flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
@@ -148,12 +150,14 @@ def train():
         flush=True)
   split = cli.data_split('train')
   recipe = cli.recipe()
+  schedule = cli.schedule()
   with training.new_graph(FLAGS.seed), tf.device('/cpu:0'):
     global_step = tf.train.get_or_create_global_step()
     examples_per_step = FLAGS.batch_size * num_towers
     lr = cifar10.learning_rate(global_step, split.num_examples,
-                               examples_per_step, recipe)
-    images, labels = cli.distorted_inputs(split, examples_per_step)
+                               examples_per_step, recipe, schedule)
+    mean = preprocessing.mean_variable(FLAGS.preprocessing, split)
+    images, labels = cli.distorted_inputs(split, examples_per_step, mean)
     # One loss scale for all towers: apply_gradients checks their averaged
     # gradients against it.
     scale = precision_lib.loss_scale(cli.precision())
@@ -169,7 +173,11 @@ def train():
                                 device_count=device_count)
     training.run_training(train_op, first_loss, examples_per_step,
                           cli.loop_options(), config,
-                          hooks=[_PlacementHook(num_towers)])
+                          hooks=[_PlacementHook(num_towers)] +
+                          schedules.training_hooks(
+                              schedule, FLAGS.train_dir,
+                              split.num_examples / examples_per_step,
+                              cli.validator(schedule, mean)))
 
 
 if __name__ == '__main__':

@@ -16,28 +16,36 @@ from absl import flags
 import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
 from compat import tf
+import preprocessing
+import schedules
 import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
-                 'session')
+                 'schedule', 'preprocessing', 'session')
 
 
 def train():
   """Builds the single-device graph and trains it."""
   split = cli.data_split('train')
+  schedule = cli.schedule()
   with training.new_graph(FLAGS.seed):
     global_step = tf.train.get_or_create_global_step()
     # The input pipeline stays on the CPU, whatever device runs the model.
     with tf.device('/cpu:0'):
-      images, labels = cli.distorted_inputs(split, FLAGS.batch_size)
+      mean = preprocessing.mean_variable(FLAGS.preprocessing, split)
+      images, labels = cli.distorted_inputs(split, FLAGS.batch_size, mean)
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
                              FLAGS.batch_size, cli.recipe(),
-                             precision=cli.precision())
+                             precision=cli.precision(), schedule=schedule)
     training.run_training(train_op, total_loss, FLAGS.batch_size,
-                          cli.loop_options(), cli.session_config())
+                          cli.loop_options(), cli.session_config(),
+                          hooks=schedules.training_hooks(
+                              schedule, FLAGS.train_dir,
+                              split.num_examples / FLAGS.batch_size,
+                              cli.validator(schedule, mean)))
 
 
 if __name__ == '__main__':

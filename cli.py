@@ -64,7 +64,10 @@ import datasets
 from errors import UserError
 import models
 import precision as precision_lib
+import preprocessing
+import schedules
 import training
+import validation
 
 FLAGS = flags.FLAGS
 
@@ -180,6 +183,36 @@ _GROUPS = {
     ],
 }
 
+# Beyond the tutorial: the rate schedules of schedules.py, the preprocessing
+# of preprocessing.py. The defaults are the tutorial's.
+_GROUPS['schedule'] = [
+    ('enum', 'lr_schedule', schedules.STEP,
+     'Learning-rate schedule: "step" (the tutorial\'s staircase), "plateau" '
+     '(also times --learning_rate_decay_factor after --plateau_patience '
+     'validation evaluations without improvement; needs '
+     '--validation_examples) or "cosine_restarts" (a cosine from '
+     '--learning_rate to zero every --restart_epochs epochs, each cycle\'s '
+     'end kept as snapshot-<step>).',
+     {'enum_values': list(schedules.SCHEDULES)}),
+    ('float', 'restart_epochs', schedules.RESTART_EPOCHS,
+     'Epochs per cycle of --lr_schedule=cosine_restarts.',
+     {'lower_bound': 1e-6}),
+    ('integer', 'plateau_eval_steps', schedules.PLATEAU_EVAL_STEPS,
+     'Steps between evaluations of the --validation_examples held-out '
+     'records with --lr_schedule=plateau.', {'lower_bound': 1}),
+    ('integer', 'plateau_patience', schedules.PLATEAU_PATIENCE,
+     'Evaluations in a row without a better validation precision after '
+     'which --lr_schedule=plateau decays the rate.', {'lower_bound': 1}),
+]
+_GROUPS['preprocessing'] = [
+    ('enum', 'preprocessing', preprocessing.STANDARDIZE,
+     'Image normalization: "standardize" (the tutorial\'s, per image), '
+     '"mean_image" or "channel_mean" (subtract the training set\'s mean '
+     'image or per-channel mean, saved in the checkpoint); evaluation and '
+     'classification need the one the model was trained with.',
+     {'enum_values': list(preprocessing.MODES)}),
+]
+
 # Flags defined below belong to the script that asks for them: its --help
 # lists them as its own.
 flags.disclaim_key_flags()
@@ -218,12 +251,15 @@ def maybe_download_and_extract():
                                      ds=dataset())
 
 
-def distorted_inputs(split, batch_size):
-  """cifar10.distorted_inputs of split with the flags' --use_fp16 and queue."""
+def distorted_inputs(split, batch_size, mean=None):
+  """cifar10.distorted_inputs of split with the flags' --use_fp16 and queue.
+
+  mean: the preprocessing's mean variable, if any (preprocessing.py).
+  """
   return cifar10.distorted_inputs(
       FLAGS.data_dir, batch_size, FLAGS.use_fp16, split,
       min_fraction_of_examples_in_queue=(
-          FLAGS.min_fraction_of_examples_in_queue))
+          FLAGS.min_fraction_of_examples_in_queue), mean=mean)
 
 
 def model_options(train=True):
@@ -241,6 +277,29 @@ def recipe():
   return cifar10.Recipe(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum,
                         FLAGS.num_epochs_per_decay,
                         FLAGS.learning_rate_decay_factor)
+
+
+def schedule():
+  """The schedules.Schedule of the schedule flags (--validation_examples)."""
+  if (FLAGS.lr_schedule == schedules.PLATEAU
+      and not FLAGS.validation_examples):
+    raise UserError('--lr_schedule=plateau needs --validation_examples=N: '
+                    'it evaluates the last N training records, held out')
+  return schedules.Schedule(FLAGS.lr_schedule, FLAGS.restart_epochs,
+                            FLAGS.plateau_eval_steps, FLAGS.plateau_patience,
+                            FLAGS.learning_rate_decay_factor)
+
+
+def validator(schedule, mean=None):
+  """The validation.Validator that --lr_schedule=plateau evaluates, or None.
+
+  Built after the training network, whose weights it shares; mean is the
+  preprocessing's mean variable.
+  """
+  if schedule.name != schedules.PLATEAU:
+    return None
+  return validation.Validator(data_split('validation'), FLAGS.batch_size,
+                              FLAGS.use_fp16, model_options(train=False), mean)
 
 
 def loop_options():

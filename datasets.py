@@ -172,3 +172,34 @@ def split(data_dir, name, ds=CIFAR10, validation_examples=0):
     raise ValueError('unknown split %r' % name)
   return Split(ds, filenames, (0, total - validation_examples),
                total - validation_examples)
+
+
+def read_images(split, chunk_records):
+  """Yields split's images, at most chunk_records at a time, in file order.
+
+  Each chunk is a [n, 32, 32, 3] uint8 numpy array, decoded as the input
+  pipeline decodes the records (depth-major to height, width, depth).
+  """
+  ranges, _ = record_ranges(split.filenames, split.records, split.ds)
+  for path, first, end in ranges:
+    for start in range(first, end, chunk_records):
+      stop = min(start + chunk_records, end)
+      record_bytes = split.ds.record_bytes
+      records = np.fromfile(path, np.uint8, (stop - start) * record_bytes,
+                            offset=start * record_bytes)
+      records = records.reshape(stop - start, record_bytes)
+      yield records[:, split.ds.label_bytes:].reshape(
+          -1, IMAGE_DEPTH, ORIGINAL_IMAGE_SIZE,
+          ORIGINAL_IMAGE_SIZE).transpose(0, 2, 3, 1)
+
+
+def read_labels(split):
+  """The learned label of each of split's records, int32 numpy, file order."""
+  ranges, _ = record_ranges(split.filenames, split.records, split.ds)
+  labels = []
+  for path, first, end in ranges:
+    records = np.fromfile(path, np.uint8, (end - first) * split.ds.record_bytes,
+                          offset=first * split.ds.record_bytes)
+    labels.append(records.reshape(end - first, split.ds.record_bytes)
+                  [:, split.ds.label_byte].astype(np.int32))
+  return np.concatenate(labels)

@@ -1,0 +1,89 @@
+"""How the images are normalized before the network sees them (--preprocessing).
+
+    standardize    the tutorial's: each image scaled to mean 0, deviation 1
+    mean_image     the training set's mean image subtracted, pixel by pixel
+    channel_mean   the training set's mean red, green and blue subtracted
+
+The means are computed once, in numpy, from the training split's records
+when training builds its graph, and kept in the non-trainable variable
+`preprocessing/mean`: the checkpoint saves them with the weights, so that
+evaluation and classification subtract the training set's mean (restored
+from the checkpoint) rather than one of their own data.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import numpy as np
+
+from compat import tf
+import datasets
+from errors import UserError
+
+STANDARDIZE = 'standardize'       # the tutorial's per-image standardization
+MODES = (STANDARDIZE, 'mean_image', 'channel_mean')
+MEAN_SCOPE = 'preprocessing'
+MEAN_NAME = 'mean'
+# The records are summed a file-sized chunk at a time; float64 keeps the sum
+# of 50,000 images exact enough.
+CHUNK_RECORDS = 10000
+
+
+def mean_shape(mode):
+  """The shape of mode's mean: an image [32, 32, 3], or [3] per channel."""
+  if mode == 'mean_image':
+    return [datasets.ORIGINAL_IMAGE_SIZE, datasets.ORIGINAL_IMAGE_SIZE,
+            datasets.IMAGE_DEPTH]
+  if mode == 'channel_mean':
+    return [datasets.IMAGE_DEPTH]
+  raise ValueError('no mean in preprocessing %r' % mode)
+
+
+def compute_mean(mode, split):
+  """mode's mean of the records of split (a datasets.Split), float32 numpy.
+
+  Pixels count on the 0..255 scale of the decoded images.
+  """
+  total = np.zeros(mean_shape('mean_image'), np.float64)
+  count = 0
+  for images in datasets.read_images(split, CHUNK_RECORDS):
+    total += images.sum(axis=0, dtype=np.float64)
+    count += len(images)
+  mean = total / count
+  if mode == 'channel_mean':
+    mean = mean.mean(axis=(0, 1))
+  return mean.astype(np.float32)
+
+
+def mean_variable(mode, split=None):
+  """The `preprocessing/mean` variable of mode, or None for standardize.
+
+  Training gives split, whose mean initializes it; evaluation and
+  classification give none: the variable starts at zeros and is restored
+  from the checkpoint. Not trainable: no gradient, no moving average.
+  """
+  if mode == STANDARDIZE:
+    return None
+  if split is None:
+    initial = np.zeros(mean_shape(mode), np.float32)
+  else:
+    initial = compute_mean(mode, split)
+  with tf.variable_scope(MEAN_SCOPE):
+    return tf.get_variable(MEAN_NAME, initializer=tf.constant(initial),
+                           trainable=False)
+
+
+def check_checkpoint(checkpoint, mode):
+  """Raises UserError when checkpoint was trained with another preprocessing.
+
+  A model trained on mean-centred images and evaluated on standardized ones
+  would give a wrong precision without any error; the other way round, the
+  checkpoint lacks the mean, which the restore reports.
+  """
+  reader = tf.train.NewCheckpointReader(checkpoint)
+  name = MEAN_SCOPE + '/' + MEAN_NAME
+  if mode == STANDARDIZE and reader.has_tensor(name):
+    trained = ('channel_mean' if reader.get_variable_to_shape_map()[name]
+               == mean_shape('channel_mean') else 'mean_image')
+    raise UserError('checkpoint %s was trained with --preprocessing=%s; give '
+                    'that flag here too' % (checkpoint, trained))

@@ -388,7 +388,11 @@ def run_worker(cluster, task_index):
           train_op, total_loss, FLAGS.batch_size, cli.loop_options(),
           config=config, hooks=hooks,
           master=server.target, is_chief=is_chief,
-          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold)
+          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold,
+          examples_per_epoch=split.num_examples,
+          # A synchronous update (one global step) takes every worker's batch.
+          examples_per_global_step=FLAGS.batch_size * (
+              num_workers if FLAGS.sync_replicas else 1))
     except tf.errors.DeadlineExceededError:
       raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '

@@ -1,4 +1,4 @@
-"""Trains the CIFAR-10 model on one device.
+"""Trains the CIFAR-10 model on one device (--dataset: or CIFAR-100, MNIST).
 
     python cifar10_train.py --train_dir=/tmp/cifar10_train --batch_size 128
 
@@ -39,7 +39,8 @@ def train():
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
                              FLAGS.batch_size, cli.recipe())
     training.run_training(train_op, total_loss, FLAGS.batch_size,
-                          cli.loop_options(), cli.session_config())
+                          cli.loop_options(), cli.session_config(),
+                          examples_per_epoch=split.num_examples)
 
 
 def main(argv=None):

@@ -73,8 +73,8 @@ _GROUPS = {
         ('string', 'data_dir', datasets.DATA_DIR,
          'Path to the CIFAR-10 data directory.', {}),
         ('enum', 'dataset', 'cifar10',
-         'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir) or '
-         'CIFAR-100 (cifar-100-binary/).', {'enum_values': list(datasets.NAMES)}),
+         'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir), '
+         'CIFAR-100 (cifar-100-binary/) or MNIST (mnist/, its IDX files).', {'enum_values': list(datasets.NAMES)}),
         ('enum', 'cifar100_labels', 'fine',
          'With --dataset=cifar100: its 100 fine classes or its 20 coarse '
          'ones.', {'enum_values': ['fine', 'coarse']}),
@@ -82,7 +82,8 @@ _GROUPS = {
     'download': [
         ('string', 'data_url', None,
          'Where to download the data from (default: the official URL, or '
-         '$CIFAR10_DATA_URL when set).', {}),
+         '$CIFAR10_DATA_URL when set; for MNIST, the URL of the directory '
+         'holding its four .gz files).', {}),
     ],
     'split': [
         ('integer', 'validation_examples', 0,

@@ -352,6 +352,8 @@ def run_worker(cluster, task_index):
   num_workers = len(cluster['worker'])
   cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
   cli.maybe_download_and_extract()
+  # Bad data fails before --train_dir is made.
+  split = cli.data_split('train')
   if is_chief:
     training.prepare_train_dir(FLAGS.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits
@@ -364,7 +366,6 @@ def run_worker(cluster, task_index):
       task_index, ' (chief)' if is_chief else '',
       cluster['worker'][task_index],
       'synchronous' if FLAGS.sync_replicas else 'asynchronous'), flush=True)
-  split = cli.data_split('train')
   # The chief's seed sets the initial weights; the others' only their own
   # data order, which must differ from the chief's.
   seed = None if FLAGS.seed is None else FLAGS.seed + task_index

@@ -133,8 +133,8 @@ def build_towers(images, labels, num_towers, devices, model_options=None,
   return tower_grads, first_loss, summary_deps
 
 
-def train():
-  """Builds the multi-tower graph and trains it."""
+def train(split):
+  """Builds the multi-tower graph and trains it on split."""
   num_towers = FLAGS.num_gpus
   found = gpus_found()
   devices = tower_devices(num_towers, FLAGS.tower_device)
@@ -143,7 +143,6 @@ def train():
       ' (missing GPUs fall back to the CPU by soft placement)'
       if FLAGS.tower_device == 'gpu' and found < num_towers else ''),
         flush=True)
-  split = cli.data_split('train')
   recipe = cli.recipe()
   with training.new_graph(FLAGS.seed), tf.device('/cpu:0'):
     global_step = tf.train.get_or_create_global_step()
@@ -172,8 +171,10 @@ def train():
 def main(argv=None):
   del argv
   cli.maybe_download_and_extract()
+  # Bad data fails before --train_dir is made.
+  split = cli.data_split('train')
   training.prepare_train_dir(FLAGS.train_dir)
-  train()
+  train(split)
 
 
 if __name__ == '__main__':

@@ -23,9 +23,8 @@ cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'session')
 
 
-def train():
-  """Builds the single-device graph and trains it."""
-  split = cli.data_split('train')
+def train(split):
+  """Builds the single-device graph and trains it on split."""
   with training.new_graph(FLAGS.seed):
     global_step = tf.train.get_or_create_global_step()
     # The input pipeline stays on the CPU, whatever device runs the model.
@@ -46,8 +45,10 @@ def train():
 def main(argv=None):
   del argv
   cli.maybe_download_and_extract()
+  # Bad data fails before --train_dir is made.
+  split = cli.data_split('train')
   training.prepare_train_dir(FLAGS.train_dir)
-  train()
+  train(split)
 
 
 if __name__ == '__main__':

@@ -82,6 +82,15 @@ def test_cnn_train_resume_exact_eval(data_dir, tmp_path):
   out = _eval(data_dir, train_dir, tmp_path)
   assert 'global step 30' in out
   precision(out, TEST)     # each of the 200 test images once
+  # TensorBoard's image summaries show the digits: 28x28, one channel.
+  from compat import tf
+  images = [v.image for name in os.listdir(train_dir)
+            if name.startswith('events.out.tfevents.')
+            for event in tf.train.summary_iterator(os.path.join(train_dir,
+                                                                name))
+            for v in event.summary.value if v.tag.startswith('images/')]
+  assert images
+  assert {(i.height, i.width, i.colorspace) for i in images} == {(28, 28, 1)}
 
 
 def test_softmax_learns_the_digits(data_dir, softmax_dir, tmp_path):

@@ -146,7 +146,9 @@ def inference(images, train=True, norm=NORM, top_layers=TOP_LAYERS,
     return models.inference(model, images, num_classes, train)
   dtype = images.dtype
   keep_prob = dropout_keep_prob
-  conv1 = _conv_relu(images, 'conv1', 3, 0.0, dtype, norm, train)
+  # 3 channels for CIFAR, 1 for MNIST's grey digits.
+  depth = images.shape.as_list()[-1]
+  conv1 = _conv_relu(images, 'conv1', depth, 0.0, dtype, norm, train)
   pool1 = _pool(conv1, 'pool1')
   norm1 = _lrn(pool1, 'norm1') if norm == 'lrn' else pool1
   conv2 = _conv_relu(norm1, 'conv2', 64, 0.1, dtype, norm, train)

@@ -17,6 +17,11 @@ Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt (with
 coarse_label_names.txt), or are CIFAR-10's own (CIFAR-100's class numbers)
 when that file is absent. A file that cannot be read or
 decoded is reported on stderr and skipped; the exit status is then 1.
+
+With --dataset=mnist an image of a digit (any size, colour or grey) is
+turned grey, scaled to 28x28 and standardized; a dark digit on a light
+background (a mean brightness above half) is inverted first, since MNIST's
+digits are light on dark. The classes are the digits 0 to 9.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -47,6 +52,8 @@ CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
 
 def class_names(data_dir, ds=datasets.CIFAR10):
   """The names of the classes, in label order, from the data's meta file."""
+  if ds.label_names is None:
+    return [str(i) for i in range(ds.num_classes)]  # MNIST: the digits
   path = os.path.join(data_dir, ds.batches_dir, ds.label_names)
   if not os.path.isfile(path):
     if ds.name == 'cifar10':
@@ -65,20 +72,29 @@ def class_names(data_dir, ds=datasets.CIFAR10):
   return names[:ds.num_classes]
 
 
-def prepare_image(contents, mean=None):
+def _as_digit(image):
+  """A decoded image as MNIST draws its digits: grey, light on dark."""
+  image = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
+  return tf.cond(tf.reduce_mean(image) > 127.5, lambda: 255.0 - image,
+                 lambda: image)
+
+
+def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
   """Decodes an encoded image into the model's [1, 24, 24, 3] input.
 
   Evaluation's own preprocessing (cifar10_input.eval_images, with the
   training set's mean when the model was trained with one) follows the
-  scaling to CIFAR's 32x32.
+  scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit).
   """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
-  size = datasets.ORIGINAL_IMAGE_SIZE
+  if ds.idx:
+    image = _as_digit(image)
+  size = ds.image_size
   # Area averaging shrinks a large photo without aliasing, and leaves a
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
   image = tf.image.resize_images(image, [size, size],
                                  method=tf.image.ResizeMethod.AREA)
-  return cifar10_input.eval_images(tf.expand_dims(image, 0), mean)
+  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean)
 
 
 class Classifier(object):
@@ -90,11 +106,12 @@ class Classifier(object):
   """
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
-               config=None, preprocessing_mode=preprocessing.STANDARDIZE):
+               config=None, preprocessing_mode=preprocessing.STANDARDIZE,
+               ds=datasets.CIFAR10):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
-      images = prepare_image(self.contents,
+      images = prepare_image(self.contents, ds,
                              preprocessing.mean_variable(preprocessing_mode))
       if use_fp16:
         images = tf.cast(images, tf.float16)
@@ -162,7 +179,7 @@ def main(argv):
   names = class_names(FLAGS.data_dir, ds)
   classifier = Classifier(checkpoint, FLAGS.top_k,
                           cli.model_options(train=False), FLAGS.use_fp16,
-                          cli.session_config(), FLAGS.preprocessing)
+                          cli.session_config(), FLAGS.preprocessing, ds)
   try:
     failed = classify(paths, classifier, names)
   finally:

@@ -350,6 +350,8 @@ def run_worker(cluster, task_index):
   num_workers = len(cluster['worker'])
   cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
   cli.maybe_download_and_extract()
+  # Bad data fails before --train_dir is made.
+  split = cli.data_split('train')
   if is_chief:
     training.prepare_train_dir(FLAGS.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits
@@ -362,7 +364,6 @@ def run_worker(cluster, task_index):
       task_index, ' (chief)' if is_chief else '',
       cluster['worker'][task_index],
       'synchronous' if FLAGS.sync_replicas else 'asynchronous'), flush=True)
-  split = cli.data_split('train')
   # The chief's seed sets the initial weights; the others' only their own
   # data order, which must differ from the chief's.
   seed = None if FLAGS.seed is None else FLAGS.seed + task_index
@@ -386,7 +387,11 @@ def run_worker(cluster, task_index):
           train_op, total_loss, FLAGS.batch_size, cli.loop_options(),
           config=config, hooks=hooks,
           master=server.target, is_chief=is_chief,
-          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold)
+          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold,
+          examples_per_epoch=cli.epoch_examples(split),
+          # A synchronous update (one global step) takes every worker's batch.
+          examples_per_global_step=FLAGS.batch_size * (
+              num_workers if FLAGS.sync_replicas else 1))
     except tf.errors.DeadlineExceededError:
       raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '

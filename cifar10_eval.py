@@ -220,9 +220,8 @@ def evaluate_ensemble(evaluator, paths):
   return correct, len(labels)
 
 
-def evaluate():
+def evaluate(split):
   """Evaluates the latest checkpoint once, or each new one as it appears."""
-  split = cli.data_split(FLAGS.eval_data)
   evaluator = Evaluator(split, min(FLAGS.num_examples, split.num_examples),
                         cli.session_config(), FLAGS.batch_size,
                         FLAGS.use_fp16, cli.model_options(train=False),
@@ -278,8 +277,10 @@ def evaluate():
 def main(argv=None):
   del argv
   cli.maybe_download_and_extract()
+  # Bad data fails before --eval_dir is made.
+  split = cli.data_split(FLAGS.eval_data)
   training.prepare_dir('--eval_dir', FLAGS.eval_dir)
-  evaluate()
+  evaluate(split)
 
 
 if __name__ == '__main__':

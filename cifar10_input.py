@@ -9,6 +9,9 @@ preprocessing, which cifar10_classify.py applies to your own images too.
 A `records` range (start, stop) over the concatenated files selects part of
 them, which is how the last records of the training files are held out as a
 validation set.
+
+MNIST's IDX files go through the same reader and queues; mnist_input.py
+gives their records their labels and the digits their augmentation.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -26,6 +29,7 @@ from datasets import IMAGE_DEPTH
 from datasets import ORIGINAL_IMAGE_SIZE
 from datasets import record_ranges
 from errors import DataError
+import mnist_input
 
 # The tutorial's input hyper-parameters.
 IMAGE_SIZE = 24                         # side of the crop fed to the network
@@ -150,14 +154,18 @@ def _central_crop(images):
   return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
 
 
-def eval_images(images, mean=None):
+def eval_images(images, ds=CIFAR10, mean=None):
   """Evaluation's preprocessing of [n, 32, 32, 3] float32 images.
 
   The central 24x24 crop of each, standardized: what the model sees of a
   test image, and of an image given to cifar10_classify.py. With mean (the
   training set's mean image [32, 32, 3] or channel means [3], see
   preprocessing.py) the images are centred by it instead of standardized.
+  MNIST's [n, 28, 28, 1] digits are only standardized (no crop).
   """
+  if ds.idx:
+    images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
+    return _standardize(images)
   if mean is not None:
     images = images - mean
   images = _central_crop(images)
@@ -195,6 +203,20 @@ def _distort(images, mean=None):
   return images
 
 
+def _reader(ds):
+  """The tutorial's reader; it skips the header of IDX files."""
+  return tf.FixedLengthRecordReader(record_bytes=ds.record_bytes,
+                                    header_bytes=ds.header_bytes or None)
+
+
+def _distort_digits(images, ds):
+  """MNIST's training augmentation: random shifts, then standardization."""
+  with tf.name_scope('data_augmentation'):
+    images = mnist_input.random_shift(images, ds.crop_size)
+    images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
+    return _standardize(images)
+
+
 def distorted_inputs(data_dir, batch_size, filenames=None,
                      num_examples_per_epoch=None,
                      min_fraction_of_examples_in_queue=(
@@ -219,7 +241,8 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
       image (preprocessing.py); None: the tutorial's standardization.
 
   Returns:
-    images: [batch_size, 24, 24, 3] float32; labels: [batch_size] int32.
+    images: [batch_size, 24, 24, 3] float32 ([batch_size, 28, 28, 1] for
+    MNIST); labels: [batch_size] int32.
   """
   if filenames is None:
     filenames = data_files(data_dir, eval_data=False, ds=ds)
@@ -232,10 +255,13 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     num_examples_per_epoch = selected
   filename_queue = tf.train.string_input_producer(
       [path for path, _, _ in ranges])
-  reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
-  keys, values = reader.read_up_to(filename_queue, RECORDS_PER_READ)
-  labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = _distort(images, mean)
+  keys, values = _reader(ds).read_up_to(filename_queue, RECORDS_PER_READ)
+  if ds.idx:
+    labels, images = mnist_input.decode(keys, values, filenames, records, ds)
+    images = _distort_digits(images, ds)
+  else:
+    labels, images = _decode(_select(keys, values, ranges, ds), ds)
+    images = _distort(images, mean)
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)
@@ -259,7 +285,8 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   the files in order (the validation split). mean: see eval_images.
 
   Returns:
-    images: [n, 24, 24, 3] float32; labels: [n] int32, n <= batch_size.
+    images: [n, 24, 24, 3] float32 ([n, 28, 28, 1] for MNIST); labels: [n]
+    int32, n <= batch_size.
   """
   if filenames is None:
     filenames = data_files(data_dir, eval_data, ds)
@@ -267,10 +294,12 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   ranges, _ = record_ranges(filenames, records, ds)
   filename_queue = tf.train.string_input_producer(
       [path for path, _, _ in ranges], num_epochs=num_epochs, shuffle=False)
-  reader = tf.FixedLengthRecordReader(record_bytes=ds.record_bytes)
-  keys, values = reader.read_up_to(filename_queue, batch_size)
-  labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = eval_images(images, mean)
+  keys, values = _reader(ds).read_up_to(filename_queue, batch_size)
+  if ds.idx:
+    labels, images = mnist_input.decode(keys, values, filenames, records, ds)
+  else:
+    labels, images = _decode(_select(keys, values, ranges, ds), ds)
+  images = eval_images(images, ds, mean)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

@@ -138,8 +138,8 @@ def build_towers(images, labels, num_towers, devices, model_options=None,
   return tower_grads, first_loss, summary_deps
 
 
-def train():
-  """Builds the multi-tower graph and trains it."""
+def train(split):
+  """Builds the multi-tower graph and trains it on split."""
   num_towers = FLAGS.num_gpus
   found = gpus_found()
   devices = tower_devices(num_towers, FLAGS.tower_device)
@@ -148,7 +148,6 @@ def train():
       ' (missing GPUs fall back to the CPU by soft placement)'
       if FLAGS.tower_device == 'gpu' and found < num_towers else ''),
         flush=True)
-  split = cli.data_split('train')
   recipe = cli.recipe()
   schedule = cli.schedule()
   with training.new_graph(FLAGS.seed), tf.device('/cpu:0'):
@@ -177,7 +176,8 @@ def train():
                           schedules.training_hooks(
                               schedule, FLAGS.train_dir,
                               split.num_examples / examples_per_step,
-                              cli.validator(schedule, mean)))
+                              cli.validator(schedule, mean)),
+                          examples_per_epoch=cli.epoch_examples(split))
 
 
 if __name__ == '__main__':

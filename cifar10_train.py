@@ -1,4 +1,4 @@
-"""Trains the CIFAR-10 model on one device.
+"""Trains the CIFAR-10 model on one device (--dataset: or CIFAR-100, MNIST).
 
     python cifar10_train.py --train_dir=/tmp/cifar10_train --batch_size 128
 
@@ -25,9 +25,8 @@ cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'schedule', 'preprocessing', 'session')
 
 
-def train():
-  """Builds the single-device graph and trains it."""
-  split = cli.data_split('train')
+def train(split):
+  """Builds the single-device graph and trains it on split."""
   schedule = cli.schedule()
   with training.new_graph(FLAGS.seed):
     global_step = tf.train.get_or_create_global_step()
@@ -45,7 +44,8 @@ def train():
                           hooks=schedules.training_hooks(
                               schedule, FLAGS.train_dir,
                               split.num_examples / FLAGS.batch_size,
-                              cli.validator(schedule, mean)))
+                              cli.validator(schedule, mean)),
+                          examples_per_epoch=cli.epoch_examples(split))
 
 
 if __name__ == '__main__':

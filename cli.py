@@ -77,8 +77,8 @@ _GROUPS = {
         ('string', 'data_dir', datasets.DATA_DIR,
          'Path to the CIFAR-10 data directory.', {}),
         ('enum', 'dataset', 'cifar10',
-         'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir) or '
-         'CIFAR-100 (cifar-100-binary/).', {'enum_values': list(datasets.NAMES)}),
+         'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir), '
+         'CIFAR-100 (cifar-100-binary/) or MNIST (mnist/, its IDX files).', {'enum_values': list(datasets.NAMES)}),
         ('enum', 'cifar100_labels', 'fine',
          'With --dataset=cifar100: its 100 fine classes or its 20 coarse '
          'ones.', {'enum_values': ['fine', 'coarse']}),
@@ -86,7 +86,8 @@ _GROUPS = {
     'download': [
         ('string', 'data_url', None,
          'Where to download the data from (default: the official URL, or '
-         '$CIFAR10_DATA_URL when set).', {}),
+         '$CIFAR10_DATA_URL when set; for MNIST, the URL of the directory '
+         'holding its four .gz files).', {}),
     ],
     'split': [
         ('integer', 'validation_examples', 0,
@@ -130,6 +131,9 @@ _GROUPS = {
         ('integer', 'save_summaries_steps', 100,
          'Steps between summaries written for TensorBoard.',
          {'lower_bound': 1}),
+        ('boolean', 'log_epochs', None,
+         'End each progress line with the epoch reached (default: with '
+         '--dataset=mnist only; CIFAR keeps the tutorial\'s line).', {}),
         ('integer', 'seed', None,
          'Graph-level random seed: the same seed, data and flags give the '
          'same initial weights.', {}),
@@ -236,7 +240,13 @@ def define_flags(*groups):
 
 def dataset():
   """The datasets.Dataset that --dataset and --cifar100_labels name."""
-  return datasets.dataset(FLAGS.dataset, FLAGS.cifar100_labels)
+  ds = datasets.dataset(FLAGS.dataset, FLAGS.cifar100_labels)
+  if (ds.idx and 'preprocessing' in FLAGS and
+      FLAGS.preprocessing != preprocessing.STANDARDIZE):
+    raise UserError('--preprocessing=%s: MNIST\'s digits are standardized '
+                    'only; use --preprocessing=%s' % (
+                        FLAGS.preprocessing, preprocessing.STANDARDIZE))
+  return ds
 
 
 def data_split(name):
@@ -347,13 +357,28 @@ def fail(message):
 
 
 def run_trainer(train):
-  """Runs a trainer: fetches the data, checks --train_dir, calls train()."""
+  """Runs a trainer: fetches the data, checks it, then --train_dir, then
+  calls train(the training split).
+
+  Bad data fails before --train_dir is made.
+  """
   def main(argv):
     del argv
     maybe_download_and_extract()
+    split = data_split('train')
     training.prepare_train_dir(FLAGS.train_dir)
-    train()
+    train(split)
   run(main)
+
+
+def epoch_examples(split):
+  """Examples per epoch when the progress lines show the epoch, else None.
+
+  MNIST's lines show it; CIFAR's keep the tutorial's line unless
+  --log_epochs asks for it.
+  """
+  show = FLAGS.log_epochs if FLAGS.log_epochs is not None else split.ds.idx
+  return split.num_examples if show else None
 
 
 def run(main):

@@ -10,6 +10,10 @@ pixel bytes, stored depth-major (1,024 red, then green, then blue, each 32x32
 row-major). Files have no header or footer, so the number of records in a
 file is its size divided by the record size: it is read from the files,
 never assumed.
+
+MNIST comes as IDX files (idx.py): one file of 28x28 grey images after a
+16-byte header, and a separate file of their labels. Its records are the
+784 pixel bytes alone; the label of record i is byte i of the label file.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -21,6 +25,7 @@ import os
 import numpy as np
 
 from errors import DataError
+import idx
 from errors import UserError
 
 DATA_DIR = '/tmp/cifar10_data'        # the tutorial's default --data_dir
@@ -36,17 +41,29 @@ EVAL_FILES = ['test_batch.bin']
 
 class Dataset(collections.namedtuple('Dataset', [
     'name', 'batches_dir', 'train_files', 'eval_files', 'label_classes',
-    'label_byte', 'url', 'md5', 'tarball', 'label_names'])):
+    'label_byte', 'url', 'md5', 'tarball', 'label_names',
+    'image_size', 'depth', 'header_bytes', 'crop_size', 'flip', 'idx'],
+    # The geometry fields default to CIFAR's.
+    defaults=(ORIGINAL_IMAGE_SIZE, IMAGE_DEPTH, 0, 24, True, False))):
   """One binary dataset: where its files are, how to read a label, where from.
 
   Each record starts with one byte per entry of label_classes (that label's
   number of classes); label_byte picks the label the model learns, and
   label_names is the file in batches_dir naming its classes, one per line.
+  Images are image_size square with depth channels, after header_bytes of
+  each file; the network sees crop_size squares, mirrored at random in
+  training when flip. idx: the files are IDX files (MNIST), whose records
+  hold no label: labels come from each image file's label file; its md5
+  maps each of its gzipped files to their MD5 (a tarball's MD5 otherwise).
   """
 
   @property
   def label_bytes(self):
-    return len(self.label_classes)
+    return 0 if self.idx else len(self.label_classes)
+
+  @property
+  def image_bytes(self):
+    return self.image_size * self.image_size * self.depth
 
   @property
   def num_classes(self):
@@ -54,7 +71,7 @@ class Dataset(collections.namedtuple('Dataset', [
 
   @property
   def record_bytes(self):
-    return self.label_bytes + IMAGE_BYTES
+    return self.label_bytes + self.image_bytes
 
 
 CIFAR10 = Dataset(
@@ -71,7 +88,26 @@ CIFAR100 = Dataset(
     label_names='fine_label_names.txt')
 CIFAR100_COARSE = CIFAR100._replace(label_byte=0,
                                     label_names='coarse_label_names.txt')
-NAMES = ('cifar10', 'cifar100')
+# MNIST's files come gzipped, each with its own MD5; the pipeline reads the
+# unpacked copies in batches_dir. No crop (crop_size is the whole 28x28: the
+# digits fill the middle 20x20 and a 24x24 crop could cut strokes off) and
+# no mirroring (a mirrored digit is another or no digit).
+MNIST_FILES = collections.OrderedDict([
+    ('train-images-idx3-ubyte.gz', 'f68b3c2dcbeaaa9fbdd348bbdeb94873'),
+    ('train-labels-idx1-ubyte.gz', 'd53e105ee54ea40749a09fcbcd1e9432'),
+    ('t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3'),
+    ('t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c'),
+])
+# The official location first; TensorFlow's own mirror when it fails.
+MNIST_URLS = ('http://yann.lecun.com/exdb/mnist/',
+              'https://storage.googleapis.com/cvdf-datasets/mnist/')
+MNIST = Dataset(
+    name='mnist', batches_dir='mnist', train_files=['train-images-idx3-ubyte'],
+    eval_files=['t10k-images-idx3-ubyte'], label_classes=(10,), label_byte=0,
+    url=MNIST_URLS[0], md5=MNIST_FILES, tarball=None, label_names=None,
+    image_size=28, depth=1, header_bytes=idx.IMAGES_HEADER_BYTES,
+    crop_size=28, flip=False, idx=True)
+NAMES = ('cifar10', 'cifar100', 'mnist')
 
 
 def dataset(name='cifar10', cifar100_labels='fine'):
@@ -80,6 +116,8 @@ def dataset(name='cifar10', cifar100_labels='fine'):
     return CIFAR10
   if name == 'cifar100':
     return CIFAR100_COARSE if cifar100_labels == 'coarse' else CIFAR100
+  if name == 'mnist':
+    return MNIST
   raise ValueError('unknown dataset %r' % name)
 
 
@@ -95,8 +133,12 @@ def count_examples(filenames, ds=CIFAR10):
   Raises DataError naming the first file that is missing, empty, not a whole
   number of records, or holding a label outside its range (every label byte
   of every record is checked). Scanning the labels is cheap and turns a
-  silent training on garbage into an error.
+  silent training on garbage into an error. IDX files (MNIST) are checked by
+  idx.check_pair: headers, sizes, counts and labels of both files.
   """
+  if ds.idx:
+    return sum(idx.check_pair(path, ds.image_size, ds.image_size,
+                              ds.num_classes)[0] for path in filenames)
   record_bytes = ds.record_bytes
   total = 0
   for path in filenames:
@@ -124,7 +166,8 @@ def record_ranges(filenames, records=None, ds=CIFAR10):
   Returns [(path, first, end)] for the files with at least one record in the
   range, record numbers local to each file, and the number of records.
   """
-  sizes = [os.path.getsize(path) // ds.record_bytes for path in filenames]
+  sizes = [(os.path.getsize(path) - ds.header_bytes) // ds.record_bytes
+           for path in filenames]
   start, stop = records if records is not None else (0, sum(sizes))
   ranges = []
   offset = 0

@@ -4,11 +4,18 @@ The bytes go to a temporary file, which becomes the tarball only once
 complete and verified against its MD5; it is unpacked into a staging
 directory, which becomes the data directory only once every file checks
 out. A failed attempt leaves the disk as it was.
+
+MNIST comes as four gzipped IDX files, each with its own MD5: each is
+downloaded the same way (from the official location, else a mirror), and
+the four are unzipped into a staging directory, which becomes mnist/ once
+their headers check out. The verified .gz files stay in the data directory,
+as the tarball does, so that an interrupted attempt need not fetch them again.
 """
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -109,6 +116,53 @@ def _extract(tarball, dest_dir, ds):
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _download_any(urls, dest_dir, expected_md5, name):
+  """_download from the first of urls (directories) that works."""
+  problems = []
+  for base in urls:
+    try:
+      return _download(base.rstrip('/') + '/' + name, dest_dir, expected_md5,
+                       name)
+    except DownloadError as e:
+      problems.append(str(e))
+  raise DownloadError('; '.join(problems))
+
+
+def _gunzip(path, dest):
+  try:
+    with gzip.open(path, 'rb') as src, open(dest, 'wb') as out:
+      shutil.copyfileobj(src, out, 1 << 20)
+  except (IOError, OSError, EOFError) as e:
+    raise DownloadError('%s: not a readable gzip file: %s' % (path, e))
+
+
+def _fetch_idx(data_dir, urls, ds, downloaded):
+  """Fetches and unzips ds's IDX files into data_dir/ds.batches_dir/.
+
+  ds.md5 maps each .gz file to its MD5. A verified .gz already in data_dir
+  is used as it is; the paths of those downloaded are appended to
+  downloaded. The directory appears whole, or not at all.
+  """
+  staging = tempfile.mkdtemp(prefix='.extract-', dir=data_dir)
+  try:
+    target = os.path.join(staging, ds.batches_dir)
+    os.mkdir(target)
+    for name, md5 in ds.md5.items():
+      path = os.path.join(data_dir, name)
+      if not (os.path.isfile(path) and _md5(path) == md5):
+        downloaded.append(_download_any(urls, data_dir, md5, name))
+      _gunzip(path, os.path.join(target, name[:-len('.gz')]))
+    try:
+      datasets.count_examples(
+          datasets.data_files(staging, False, ds) +
+          datasets.data_files(staging, True, ds), ds)
+    except DataError as e:
+      raise DownloadError(str(e).replace(target + os.sep, ''))
+    os.rename(target, os.path.join(data_dir, ds.batches_dir))
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
                                expected_md5=None, ds=datasets.CIFAR10):
   """Makes sure data_dir holds ds's directory, downloading it if needed.
@@ -116,35 +170,48 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
   Present data is left alone. A verified tarball already in data_dir is
   unpacked without downloading it again. Raises DownloadError (one line naming
   the directory, the URL and the manual way) when the data cannot be had.
-  url defaults to data_url(ds), expected_md5 to ds's checksum.
+  url defaults to data_url(ds), expected_md5 to ds's checksum. For IDX
+  data (MNIST), url is the directory holding the .gz files (default: the
+  official one, then a mirror) and expected_md5 is ignored.
   """
+  urls = [url] if url else list(datasets.MNIST_URLS) if ds.idx else []
   url = url or data_url(ds)
   expected_md5 = expected_md5 or ds.md5
   batches = os.path.join(data_dir, ds.batches_dir)
   if os.path.isdir(batches):
     return
   created = _missing_dirs(data_dir)
-  downloaded = None
+  downloaded = []
   try:
     try:
       if not os.path.isdir(data_dir):
         os.makedirs(data_dir)
     except OSError as e:
       raise DownloadError('cannot create the directory: %s' % e.strerror)
-    tarball = os.path.join(data_dir, ds.tarball)
-    if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
-      tarball = downloaded = _download(url, data_dir, expected_md5, ds.tarball)
-    _extract(tarball, data_dir, ds)
+    if ds.idx:
+      _fetch_idx(data_dir, urls, ds, downloaded)
+    else:
+      tarball = os.path.join(data_dir, ds.tarball)
+      if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
+        tarball = _download(url, data_dir, expected_md5, ds.tarball)
+        downloaded.append(tarball)
+      _extract(tarball, data_dir, ds)
   except DataError as e:
     # A failed attempt leaves the disk as it was: a tarball that cannot be
     # unpacked would only make the next attempt fail without downloading.
-    if downloaded:
-      os.remove(downloaded)
+    for path in downloaded:
+      os.remove(path)
     for path in created:
       try:
         os.rmdir(path)
       except OSError:
         pass  # not empty, or never made: not ours to remove
+    if ds.idx:
+      raise DownloadError(
+          '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
+          'download its files %s by hand into %s'
+          % (data_dir, ds.batches_dir, ' or '.join(urls), e,
+             ', '.join(ds.md5), data_dir))
     raise DownloadError(
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
         'download that file by hand and unpack it into %s'

@@ -37,14 +37,21 @@ class LoopOptions(collections.namedtuple('LoopOptions', [
 class _LoggerHook(tf.train.SessionRunHook):
   """Prints the tutorial's progress line every --log_frequency steps.
 
-  It also remembers the last step and loss, so that a NaN can be reported
-  with the step it happened at.
+  Given examples_per_epoch, the line ends with the epoch reached, global
+  step times examples_per_global_step over examples_per_epoch (", epoch
+  3.2"): the tutorial's line is otherwise unchanged, so that what reads it
+  still does. It also remembers the last step and loss, so that a NaN can
+  be reported with the step it happened at.
   """
 
   def __init__(self, total_loss, examples_per_step, log_frequency,
-               own_steps=False):
+               own_steps=False, examples_per_epoch=None,
+               examples_per_global_step=None):
     self._loss = total_loss
     self._examples_per_step = examples_per_step
+    self._examples_per_epoch = examples_per_epoch
+    self._examples_per_global_step = (examples_per_global_step or
+                                      examples_per_step)
     self._log_frequency = log_frequency
     # With other workers also moving global_step, a worker paces its lines
     # and its examples/sec by the steps it ran itself.
@@ -77,9 +84,13 @@ class _LoggerHook(tf.train.SessionRunHook):
       steps = (self.runs - self._start_runs if self._own_steps
                else self.step - self._start_step)
       sec_per_batch = (now - self._start_time) / max(steps, 1)
-      print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)'
+      epoch = ''
+      if self._examples_per_epoch:
+        epoch = ', epoch %.1f' % (self.step * self._examples_per_global_step /
+                                  self._examples_per_epoch)
+      print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch)%s'
             % (datetime.now(), self.step, self.loss,
-               self._examples_per_step / sec_per_batch, sec_per_batch),
+               self._examples_per_step / sec_per_batch, sec_per_batch, epoch),
             flush=True)
       self._start_time, self._start_step = now, self.step
       self._start_runs = self.runs
@@ -186,6 +197,7 @@ def _check_resumable(train_dir):
 
 def run_training(train_op, total_loss, examples_per_step, options, config,
                  hooks=(), master='', is_chief=True, scaffold=None,
+                 examples_per_epoch=None, examples_per_global_step=None,
                  **session_kwargs):
   """Runs train_op until options.max_steps, checkpointing into options.train_dir.
 
@@ -196,11 +208,16 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   and only the chief initialises, checkpoints and writes summaries; scaffold
   may bring another saver, and session_kwargs are more
   MonitoredTrainingSession arguments (max_wait_secs, ...).
+  examples_per_epoch, when given, adds the epoch to the progress lines;
+  examples_per_global_step (default examples_per_step) is how many
+  examples one global step trains on.
   Returns the logger hook: .runs is the number of steps this process ran,
   .step the last global step it saw.
   """
   logger = _LoggerHook(total_loss, examples_per_step, options.log_frequency,
-                       own_steps=bool(master))
+                       own_steps=bool(master),
+                       examples_per_epoch=examples_per_epoch,
+                       examples_per_global_step=examples_per_global_step)
   stopper = _StopOnSignalHook()
   all_hooks = [tf.train.StopAtStepHook(last_step=options.max_steps),
                logger, stopper, tf.train.NanTensorHook(total_loss)]

@@ -59,7 +59,7 @@ class Validator(object):
             tf.uint8, [None, size, size, datasets.IMAGE_DEPTH])
         self._feed_labels = tf.placeholder(tf.int32, [None])
         images = cifar10_input.eval_images(
-            tf.cast(self._feed_images, tf.float32), mean)
+            tf.cast(self._feed_images, tf.float32), mean=mean)
         if use_fp16:
           images = tf.cast(images, tf.float16)
         logits = cifar10.inference(images, train=False,

@@ -184,6 +184,35 @@ def _check_resumable(train_dir):
   return latest
 
 
+@contextlib.contextmanager
+def _graph_written_once(logdir):
+  """Makes the session's hooks write the graph into logdir's events once.
+
+  The hooks share the FileWriter that FileWriterCache keeps per directory.
+  The cache creates it with the default graph, so it writes graph_def and
+  meta_graph_def as soon as the first hook asks for it (before the scaffold
+  has added its ops), and CheckpointSaverHook then writes the finished graph
+  and its saver again, so TensorBoard warns of more than one graph. A writer
+  made here without a graph, put in the cache first, leaves the hook's
+  complete copy as the only one. (FileWriterCache has no public way to put
+  one in; without its _cache the graph is just written twice, as before.)
+  """
+  cache = tf.summary.FileWriterCache
+  if not isinstance(getattr(cache, '_cache', None), dict):
+    yield
+    return
+  writer = tf.summary.FileWriter(logdir)
+  with cache._lock:  # pylint: disable=protected-access
+    cache._cache[logdir] = writer  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    with cache._lock:  # pylint: disable=protected-access
+      if cache._cache.get(logdir) is writer:  # pylint: disable=protected-access
+        del cache._cache[logdir]  # pylint: disable=protected-access
+    writer.close()
+
+
 def run_training(train_op, total_loss, examples_per_step, options, config,
                  hooks=(), master='', is_chief=True, scaffold=None,
                  **session_kwargs):
@@ -210,9 +239,12 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   resume_from = _check_resumable(options.train_dir) if is_chief else None
   if resume_from:
     print('Resuming from %s' % resume_from, flush=True)
+  # Only the chief writes events; another worker must not leave any file.
+  events = (_graph_written_once(options.train_dir) if is_chief
+            else contextlib.nullcontext())
   stopper.install()
   try:
-    with tf.train.MonitoredTrainingSession(
+    with events, tf.train.MonitoredTrainingSession(
         master=master,
         is_chief=is_chief,
         scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),

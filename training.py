@@ -184,6 +184,12 @@ def _check_resumable(train_dir):
   return latest
 
 
+def _saved_step(checkpoint):
+  """The global step that checkpoint holds (what resuming would start from)."""
+  return int(tf.train.load_variable(checkpoint,
+                                    tf.train.get_global_step().op.name))
+
+
 @contextlib.contextmanager
 def _graph_written_once(logdir):
   """Makes the session's hooks write the graph into logdir's events once.
@@ -225,6 +231,9 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   and only the chief initialises, checkpoints and writes summaries; scaffold
   may bring another saver, and session_kwargs are more
   MonitoredTrainingSession arguments (max_wait_secs, ...).
+
+  A chief whose latest checkpoint is already at options.max_steps or past it
+  says so and returns at once: it writes neither events nor checkpoints.
   Returns the logger hook: .runs is the number of steps this process ran,
   .step the last global step it saw.
   """
@@ -238,6 +247,16 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                else options.save_checkpoint_secs)
   resume_from = _check_resumable(options.train_dir) if is_chief else None
   if resume_from:
+    # Read from the checkpoint the session would restore, before the session
+    # exists: creating it already writes an event file (graph, summaries)
+    # and a checkpoint, which a start with nothing to do should not leave.
+    saved_step = _saved_step(resume_from)
+    if saved_step >= options.max_steps:
+      print('--train_dir=%s is already at step %d, --max_steps=%d: nothing '
+            'to train' % (options.train_dir, saved_step, options.max_steps),
+            flush=True)
+      logger.step = saved_step
+      return logger
     print('Resuming from %s' % resume_from, flush=True)
   # Only the chief writes events; another worker must not leave any file.
   events = (_graph_written_once(options.train_dir) if is_chief

@@ -388,7 +388,9 @@ def run_worker(cluster, task_index):
           train_op, total_loss, FLAGS.batch_size, cli.loop_options(),
           config=config, hooks=hooks,
           master=server.target, is_chief=is_chief,
-          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold)
+          max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold,
+          start_line=cli.start_line(split,
+                                    FLAGS.train_dir if is_chief else None))
     except tf.errors.DeadlineExceededError:
       raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '

@@ -165,7 +165,8 @@ def train():
                                 device_count=device_count)
     training.run_training(train_op, first_loss, examples_per_step,
                           cli.loop_options(), config,
-                          hooks=[_PlacementHook(num_towers)])
+                          hooks=[_PlacementHook(num_towers)],
+                          start_line=cli.start_line(split, FLAGS.train_dir))
 
 
 def main(argv=None):

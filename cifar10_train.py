@@ -39,7 +39,8 @@ def train():
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
                              FLAGS.batch_size, cli.recipe())
     training.run_training(train_op, total_loss, FLAGS.batch_size,
-                          cli.loop_options(), cli.session_config())
+                          cli.loop_options(), cli.session_config(),
+                          start_line=cli.start_line(split, FLAGS.train_dir))
 
 
 def main(argv=None):

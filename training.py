@@ -221,7 +221,7 @@ def _graph_written_once(logdir):
 
 def run_training(train_op, total_loss, examples_per_step, options, config,
                  hooks=(), master='', is_chief=True, scaffold=None,
-                 **session_kwargs):
+                 start_line=None, **session_kwargs):
   """Runs train_op until options.max_steps, checkpointing into options.train_dir.
 
   Shared by the single-device, multi-device and distributed scripts. Resumes
@@ -230,7 +230,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   loss as a UserError. In a cluster, master is this worker's server target,
   and only the chief initialises, checkpoints and writes summaries; scaffold
   may bring another saver, and session_kwargs are more
-  MonitoredTrainingSession arguments (max_wait_secs, ...).
+  MonitoredTrainingSession arguments (max_wait_secs, ...). start_line, when
+  given, is printed once it is sure that training starts.
 
   A chief whose latest checkpoint is already at options.max_steps or past it
   says so and returns at once: it writes neither events nor checkpoints.
@@ -258,6 +259,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
       logger.step = saved_step
       return logger
     print('Resuming from %s' % resume_from, flush=True)
+  if start_line:
+    print(start_line, flush=True)
   # Only the chief writes events; another worker must not leave any file.
   events = (_graph_written_once(options.train_dir) if is_chief
             else contextlib.nullcontext())
@@ -294,9 +297,10 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                   .splitlines()[0], options.train_dir))
   finally:
     stopper.uninstall()
+  saved = '; checkpoint saved in %s' % options.train_dir if is_chief else ''
   if stopper.signal_name:
-    print('Stopped by %s at step %s%s'
-          % (stopper.signal_name, logger.step,
-             '; checkpoint saved in %s' % options.train_dir if is_chief
-             else ''), flush=True)
+    print('Stopped by %s at step %s%s' % (stopper.signal_name, logger.step,
+                                          saved), flush=True)
+  elif is_chief:
+    print('Done: step %s%s' % (logger.step, saved), flush=True)
   return logger

@@ -190,6 +190,19 @@ def _saved_step(checkpoint):
                                     tf.train.get_global_step().op.name))
 
 
+def _restore_for_other_workers(master, config, saver, checkpoint):
+  """Restores checkpoint into a cluster whose variables are uninitialised.
+
+  The other workers wait for the chief to initialise the model; without it
+  they would give up after --worker_timeout_secs, instead of finding the
+  step at --max_steps and stopping too. A plain session writes nothing.
+  """
+  with tf.Session(master, config=config) as sess:
+    if len(sess.run(tf.report_uninitialized_variables(
+        tf.global_variables()))):
+      saver.restore(sess, checkpoint)
+
+
 @contextlib.contextmanager
 def _graph_written_once(logdir):
   """Makes the session's hooks write the graph into logdir's events once.
@@ -256,6 +269,9 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
       print('--train_dir=%s is already at step %d, --max_steps=%d: nothing '
             'to train' % (options.train_dir, saved_step, options.max_steps),
             flush=True)
+      if master and scaffold and scaffold.saver:
+        _restore_for_other_workers(master, config, scaffold.saver,
+                                   resume_from)
       logger.step = saved_step
       return logger
     print('Resuming from %s' % resume_from, flush=True)

@@ -202,16 +202,25 @@ class Background(object):
 
 def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
     data_dir, tmp_path, caplog):
-  ps_port, worker_port = free_ports(2)
-  hosts = ['--ps_hosts=127.0.0.1:%d' % ps_port,
-           '--worker_hosts=127.0.0.1:%d' % worker_port]
   train_dir = str(tmp_path / 'train')
-  chief = hosts + ['--job_name=worker', '--task_index=0', '--data_dir',
-                   data_dir, '--train_dir', train_dir] + FAST
-  ps = Background('cifar10_dist_train.py', *hosts + ['--job_name=ps',
-                                                      '--task_index=0'])
+  flags = ['--data_dir', data_dir, '--train_dir', train_dir, '--max_steps',
+           '4', '--worker_timeout_secs', '60'] + FAST
+  processes = []
+
+  def start(*args):
+    processes.append(Background('cifar10_dist_train.py', *args))
+    return processes[-1]
+
+  def cluster(workers):
+    ports = free_ports(1 + workers)
+    return ['--ps_hosts=127.0.0.1:%d' % ports[0], '--worker_hosts=' +
+            ','.join('127.0.0.1:%d' % port for port in ports[1:])]
+
   try:
-    result = run_script('cifar10_dist_train.py', *chief + ['--max_steps', '4'])
+    hosts = cluster(1)
+    start(*hosts + ['--job_name=ps', '--task_index=0'])
+    result = run_script('cifar10_dist_train.py', *hosts + flags + [
+        '--job_name=worker', '--task_index=0'])
     lines = result.stdout.splitlines()
     assert start_line(data_dir, train_dir) in lines
     assert 'Done: step 4; checkpoint saved in %s' % train_dir in lines
@@ -219,16 +228,27 @@ def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
     [events] = event_files(train_dir)
     assert_graph_once(events, caplog)
 
+    # The whole cluster started again, on new parameter servers: the chief
+    # has nothing to train, and the other worker, which waits for the chief
+    # to set the variables, stops too instead of timing out.
     before = snapshot(train_dir)
     time.sleep(1.1)
-    result = run_script('cifar10_dist_train.py', *chief + ['--max_steps', '4'])
+    hosts = cluster(2)
+    start(*hosts + ['--job_name=ps', '--task_index=0'])
+    other = start(*hosts + flags + ['--job_name=worker', '--task_index=1'])
+    result = run_script('cifar10_dist_train.py', *hosts + flags + [
+        '--job_name=worker', '--task_index=0'])
     assert ('--train_dir=%s is already at step 4, --max_steps=4: nothing to '
             'train' % train_dir) in result.stdout.splitlines()
     for word in ('Resuming from', 'Training on', 'Done'):
       assert word not in result.stdout
+    assert other.finish() == 0, '\n'.join(other.lines + other.errors)
+    assert 'worker 1: ran 0 steps (0 examples); last global step 4' in (
+        other.lines)
     assert snapshot(train_dir) == before
   finally:
-    ps.kill()
+    for process in processes:
+      process.kill()
 
 
 NEXT_LOOK = 'Next look in 1 s (--eval_interval_secs); Ctrl-C stops.'

@@ -313,10 +313,13 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                   .splitlines()[0], options.train_dir))
   finally:
     stopper.uninstall()
-  saved = '; checkpoint saved in %s' % options.train_dir if is_chief else ''
   if stopper.signal_name:
-    print('Stopped by %s at step %s%s' % (stopper.signal_name, logger.step,
-                                          saved), flush=True)
+    print('Stopped by %s at step %s%s'
+          % (stopper.signal_name, logger.step,
+             '; checkpoint saved in %s' % options.train_dir if is_chief
+             else ''), flush=True)
   elif is_chief:
-    print('Done: step %s%s' % (logger.step, saved), flush=True)
+    # Else a finished run ends silently, unlike one stopped by a signal.
+    print('Done: step %s; checkpoint saved in %s'
+          % (logger.step, options.train_dir), flush=True)
   return logger

@@ -320,6 +320,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
              else ''), flush=True)
   elif is_chief:
     # Else a finished run ends silently, unlike one stopped by a signal.
-    print('Done: step %s; checkpoint saved in %s'
+    # Not "Done: step N": ': step ' marks the tutorial's progress lines,
+    # which log parsers (the tests' too) match.
+    print('Done at step %s; checkpoint saved in %s'
           % (logger.step, options.train_dir), flush=True)
   return logger

@@ -30,7 +30,10 @@ TRAINERS = {
     'cifar10_train.py': [],
     'cifar10_multi_gpu_train.py': ['--num_gpus', '1', '--tower_device', 'cpu'],
 }
-LOG_LINE = re.compile(r'\S+ \S+: step \d+, loss = ')
+# The tutorial's progress line; every line with ': step ' must be one, as
+# log parsers take them by that.
+LOG_LINE = re.compile(r'^\S+ \S+: step \d+, loss = \d+\.\d\d \(\d+\.\d '
+                      r'examples/sec; \d+\.\d\d\d sec/batch\)$')
 WAIT_SECS = 180  # a bound against hangs, not a timing check
 
 
@@ -97,9 +100,10 @@ def test_trainer_says_what_it_does_and_writes_the_graph_once(
   result = run_script(script, *args + ['--max_steps', '4'])
   lines = result.stdout.splitlines()
   start = lines.index(start_line(data_dir, train_dir))
-  steps = [i for i, line in enumerate(lines) if LOG_LINE.match(line)]
+  steps = [i for i, line in enumerate(lines) if ': step ' in line]
+  assert all(LOG_LINE.match(lines[i]) for i in steps), lines
   assert len(steps) == 2 and start < steps[0], lines
-  assert lines[-1] == 'Done: step 4; checkpoint saved in %s' % train_dir
+  assert lines[-1] == 'Done at step 4; checkpoint saved in %s' % train_dir
   assert checkpoint_step(train_dir) == 4
   [first] = event_files(train_dir)
   assert_graph_once(first, caplog)
@@ -123,7 +127,7 @@ def test_trainer_says_what_it_does_and_writes_the_graph_once(
   resumed = lines.index('Resuming from %s'
                         % os.path.join(train_dir, 'model.ckpt-4'))
   assert lines[resumed + 1] == start_line(data_dir, train_dir)
-  assert lines[-1] == 'Done: step 6; checkpoint saved in %s' % train_dir
+  assert lines[-1] == 'Done at step 6; checkpoint saved in %s' % train_dir
   first_again, second = event_files(train_dir)
   assert first_again == first
   assert_graph_once(second, caplog)
@@ -137,7 +141,7 @@ def test_max_steps_0_on_a_new_train_dir_still_saves_the_initial_weights(
   result = run_script('cifar10_train.py', '--data_dir', data_dir,
                       '--train_dir', train_dir, '--max_steps', '0', *FAST)
   assert result.stdout.splitlines()[-1] == (
-      'Done: step 0; checkpoint saved in %s' % train_dir)
+      'Done at step 0; checkpoint saved in %s' % train_dir)
   assert checkpoint_step(train_dir) == 0
   assert len(event_files(train_dir)) == 1
 
@@ -223,7 +227,7 @@ def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
         '--job_name=worker', '--task_index=0'])
     lines = result.stdout.splitlines()
     assert start_line(data_dir, train_dir) in lines
-    assert 'Done: step 4; checkpoint saved in %s' % train_dir in lines
+    assert 'Done at step 4; checkpoint saved in %s' % train_dir in lines
     assert checkpoint_step(train_dir) == 4
     [events] = event_files(train_dir)
     assert_graph_once(events, caplog)

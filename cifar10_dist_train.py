@@ -7,21 +7,20 @@
     python cifar10_dist_train.py $CLUSTER --job_name=worker --task_index=1
 
 Parameter-server (ps) tasks hold the variables and serve them over gRPC until
-stopped. Every worker builds the whole model (between-graph replication): its
-variables go to the ps tasks through replica_device_setter, its input pipeline
-and its computation stay on the worker. Worker 0 is the chief: it initialises
-the variables or resumes from the latest checkpoint in --train_dir, and writes
-checkpoints (itself, so --train_dir need exist on its machine only) and
-summaries there; cifar10_eval.py evaluates them as it does cifar10_train.py's.
-A worker gives up with an error when a ps task cannot be reached within
---ps_timeout_secs, or when it waits longer than --worker_timeout_secs for the
-others (see that flag). Every worker stops once global_step reaches
---max_steps.
+stopped. Every worker builds the whole model: its variables live on the ps
+tasks, its input pipeline and its computation stay on the worker. Worker 0 is
+the chief: it initialises the variables or resumes from the latest checkpoint
+in --train_dir, and writes checkpoints (itself, so --train_dir need exist on
+its machine only) and summaries there; cifar10_eval.py evaluates them as it
+does cifar10_train.py's. A worker gives up with an error when a ps task cannot
+be reached within --ps_timeout_secs, or when it waits longer than
+--worker_timeout_secs for the others (see that flag). Every worker stops once
+the global step reaches --max_steps.
 
 Updates are asynchronous by default: each worker applies its own gradients,
-and global_step counts the updates of the whole cluster. With --sync_replicas
-a SyncReplicasOptimizer averages one batch's gradients from every worker into
-each update.
+and the global step counts the updates of the whole cluster. With
+--sync_replicas each update averages the gradients of one batch from every
+worker.
 
 Without the cluster flags, the cluster and this task come from the TF_CONFIG
 environment variable that cluster managers set, e.g.
@@ -391,7 +390,9 @@ def run_worker(cluster, task_index):
           examples_per_epoch=cli.epoch_examples(split),
           # A synchronous update (one global step) takes every worker's batch.
           examples_per_global_step=FLAGS.batch_size * (
-              num_workers if FLAGS.sync_replicas else 1))
+              num_workers if FLAGS.sync_replicas else 1),
+          start_line=cli.start_line(split,
+                                    FLAGS.train_dir if is_chief else None))
     except tf.errors.DeadlineExceededError:
       raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '

@@ -239,7 +239,7 @@ def evaluate(split):
     return
   writer = tf.summary.FileWriter(FLAGS.eval_dir, evaluator.graph)
   last_evaluated = None
-  said_waiting = False
+  said_waiting = said_next = False
   try:
     while True:
       checkpoint = tf.train.latest_checkpoint(FLAGS.checkpoint_dir)
@@ -261,6 +261,12 @@ def evaluate(split):
           print('Skipping: %s' % e, flush=True)
       if FLAGS.run_once:
         return
+      if not said_next:
+        # Otherwise a watching evaluator looks stuck until its next look,
+        # minutes later by default; once is enough to know it is alive.
+        print('Next look in %d s (--eval_interval_secs); Ctrl-C stops.'
+              % FLAGS.eval_interval_secs, flush=True)
+        said_next = True
       _rearm_sigint()
       time.sleep(FLAGS.eval_interval_secs)
   except (KeyboardInterrupt, SystemError) as e:

@@ -6,11 +6,13 @@ One model replica ("tower") per device computes the loss and gradients of its
 own batch; the gradients are averaged on the CPU, where the shared variables
 live, and applied once per step. All towers dequeue from one input pipeline.
 On a machine with fewer GPUs than asked, soft placement runs the rest on the
-CPU; --tower_device=cpu puts the towers on that many CPU devices instead,
-which exercises the tower code on a machine without GPUs.
+CPU; --tower_device=cpu puts the towers on that many CPU devices instead, to
+try several towers on a machine without GPUs.
 
-Checkpoints, summaries, resuming and clean stops are those of every trainer
-(training.py).
+As with cifar10_train.py, checkpoints and summaries go to --train_dir, where
+cifar10_eval.py and TensorBoard pick them up; a second start resumes from the
+latest checkpoint there, and Ctrl-C or SIGTERM stops after the current step
+with a checkpoint at that step.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -177,7 +179,8 @@ def train(split):
                               schedule, FLAGS.train_dir,
                               split.num_examples / examples_per_step,
                               cli.validator(schedule, mean)),
-                          examples_per_epoch=cli.epoch_examples(split))
+                          examples_per_epoch=cli.epoch_examples(split),
+                          start_line=cli.start_line(split, FLAGS.train_dir))
 
 
 if __name__ == '__main__':

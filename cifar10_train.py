@@ -45,7 +45,8 @@ def train(split):
                               schedule, FLAGS.train_dir,
                               split.num_examples / FLAGS.batch_size,
                               cli.validator(schedule, mean)),
-                          examples_per_epoch=cli.epoch_examples(split))
+                          examples_per_epoch=cli.epoch_examples(split),
+                          start_line=cli.start_line(split, FLAGS.train_dir))
 
 
 if __name__ == '__main__':

@@ -333,6 +333,19 @@ def precision():
   return FLAGS.precision
 
 
+def start_line(split, train_dir=None):
+  """The line a trainer prints before its first step, which takes a while.
+
+  split is the training datasets.Split; train_dir, where this process
+  writes (None for a worker that does not).
+  """
+  queued = int(split.num_examples * FLAGS.min_fraction_of_examples_in_queue)
+  return ('Training on %d examples from %s%s; first step once the shuffling '
+          'queue holds %d examples (--min_fraction_of_examples_in_queue).'
+          % (split.num_examples, FLAGS.data_dir,
+             ' into %s' % train_dir if train_dir else '', queued))
+
+
 def session_config(**kwargs):
   """A ConfigProto with the thread, XLA and precision flags.
 

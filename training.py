@@ -195,10 +195,58 @@ def _check_resumable(train_dir):
   return latest
 
 
+def _saved_step(checkpoint):
+  """The global step that checkpoint holds (what resuming would start from)."""
+  return int(tf.train.load_variable(checkpoint,
+                                    tf.train.get_global_step().op.name))
+
+
+def _restore_for_other_workers(master, config, saver, checkpoint):
+  """Restores checkpoint into a cluster whose variables are uninitialised.
+
+  The other workers wait for the chief to initialise the model; without it
+  they would give up after --worker_timeout_secs, instead of finding the
+  step at --max_steps and stopping too. A plain session writes nothing.
+  """
+  with tf.Session(master, config=config) as sess:
+    if len(sess.run(tf.report_uninitialized_variables(
+        tf.global_variables()))):
+      saver.restore(sess, checkpoint)
+
+
+@contextlib.contextmanager
+def _graph_written_once(logdir):
+  """Makes the session's hooks write the graph into logdir's events once.
+
+  The hooks share the FileWriter that FileWriterCache keeps per directory.
+  The cache creates it with the default graph, so it writes graph_def and
+  meta_graph_def as soon as the first hook asks for it (before the scaffold
+  has added its ops), and CheckpointSaverHook then writes the finished graph
+  and its saver again, so TensorBoard warns of more than one graph. A writer
+  made here without a graph, put in the cache first, leaves the hook's
+  complete copy as the only one. (FileWriterCache has no public way to put
+  one in; without its _cache the graph is just written twice, as before.)
+  """
+  cache = tf.summary.FileWriterCache
+  if not isinstance(getattr(cache, '_cache', None), dict):
+    yield
+    return
+  writer = tf.summary.FileWriter(logdir)
+  with cache._lock:  # pylint: disable=protected-access
+    cache._cache[logdir] = writer  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    with cache._lock:  # pylint: disable=protected-access
+      if cache._cache.get(logdir) is writer:  # pylint: disable=protected-access
+        del cache._cache[logdir]  # pylint: disable=protected-access
+    writer.close()
+
+
 def run_training(train_op, total_loss, examples_per_step, options, config,
                  hooks=(), master='', is_chief=True, scaffold=None,
                  examples_per_epoch=None, examples_per_global_step=None,
-                 **session_kwargs):
+                 start_line=None, **session_kwargs):
   """Runs train_op until options.max_steps, checkpointing into options.train_dir.
 
   Shared by the single-device, multi-device and distributed scripts. Resumes
@@ -207,10 +255,14 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   loss as a UserError. In a cluster, master is this worker's server target,
   and only the chief initialises, checkpoints and writes summaries; scaffold
   may bring another saver, and session_kwargs are more
-  MonitoredTrainingSession arguments (max_wait_secs, ...).
+  MonitoredTrainingSession arguments (max_wait_secs, ...). start_line, when
+  given, is printed once it is sure that training starts.
   examples_per_epoch, when given, adds the epoch to the progress lines;
   examples_per_global_step (default examples_per_step) is how many
   examples one global step trains on.
+
+  A chief whose latest checkpoint is already at options.max_steps or past it
+  says so and returns at once: it writes neither events nor checkpoints.
   Returns the logger hook: .runs is the number of steps this process ran,
   .step the last global step it saw.
   """
@@ -226,10 +278,28 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                else options.save_checkpoint_secs)
   resume_from = _check_resumable(options.train_dir) if is_chief else None
   if resume_from:
+    # Read from the checkpoint the session would restore, before the session
+    # exists: creating it already writes an event file (graph, summaries)
+    # and a checkpoint, which a start with nothing to do should not leave.
+    saved_step = _saved_step(resume_from)
+    if saved_step >= options.max_steps:
+      print('--train_dir=%s is already at step %d, --max_steps=%d: nothing '
+            'to train' % (options.train_dir, saved_step, options.max_steps),
+            flush=True)
+      if master and scaffold and scaffold.saver:
+        _restore_for_other_workers(master, config, scaffold.saver,
+                                   resume_from)
+      logger.step = saved_step
+      return logger
     print('Resuming from %s' % resume_from, flush=True)
+  if start_line:
+    print(start_line, flush=True)
+  # Only the chief writes events; another worker must not leave any file.
+  events = (_graph_written_once(options.train_dir) if is_chief
+            else contextlib.nullcontext())
   stopper.install()
   try:
-    with tf.train.MonitoredTrainingSession(
+    with events, tf.train.MonitoredTrainingSession(
         master=master,
         is_chief=is_chief,
         scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
@@ -265,4 +335,10 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
           % (stopper.signal_name, logger.step,
              '; checkpoint saved in %s' % options.train_dir if is_chief
              else ''), flush=True)
+  elif is_chief:
+    # Else a finished run ends silently, unlike one stopped by a signal.
+    # Not "Done: step N": ': step ' marks the tutorial's progress lines,
+    # which log parsers (the tests' too) match.
+    print('Done at step %s; checkpoint saved in %s'
+          % (logger.step, options.train_dir), flush=True)
   return logger

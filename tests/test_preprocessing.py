@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 
 from conftest import run_script
-from conftest import write_dataset
+from fakes import write_dataset
 
 import cifar10_input
 from compat import tf

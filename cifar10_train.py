@@ -45,8 +45,8 @@ def train():
 def main(argv=None):
   del argv
   cli.maybe_download_and_extract()
-  training.prepare_train_dir(FLAGS.train_dir)
-  train()
+  with training.claim_train_dir(FLAGS.train_dir):
+    train()
 
 
 if __name__ == '__main__':

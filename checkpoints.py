@@ -66,29 +66,25 @@ def complete_checkpoints(directory):
     names = os.listdir(directory)
   except OSError:
     return []
-  shards = collections.defaultdict(set)
   totals = collections.defaultdict(set)
   for name in names:
     match = _DATA_SHARD.search(name)
     if match:
-      base = name[:match.start()]
-      shards[base].add(int(match.group(1)))
-      totals[base].add(int(match.group(2)))
+      totals[name[:match.start()]].add(int(match.group(2)))
   complete = []
   for name in names:
     if not name.endswith(_INDEX_SUFFIX):
       continue
     base = name[:-len(_INDEX_SUFFIX)]
-    if len(totals[base]) != 1:
-      continue
-    total = next(iter(totals[base]))
-    if shards[base] != set(range(total)):
-      continue
-    files = [name] + ['%s.data-%05d-of-%05d' % (base, i, total)
-                      for i in range(total)]
-    if all(os.path.isfile(os.path.join(directory, f)) and
-           os.access(os.path.join(directory, f), os.R_OK) for f in files):
-      complete.append(os.path.join(directory, base))
+    # A checkpoint saved again with another number of shards keeps the old
+    # shards beside the new ones; any full set will do (reading tells).
+    for total in totals[base]:
+      files = [name] + ['%s.data-%05d-of-%05d' % (base, i, total)
+                        for i in range(total)]
+      if all(os.path.isfile(os.path.join(directory, f)) and
+             os.access(os.path.join(directory, f), os.R_OK) for f in files):
+        complete.append(os.path.join(directory, base))
+        break
   return sorted(complete, key=_order)
 
 

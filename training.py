@@ -249,8 +249,9 @@ class _CheckpointSaver(tf.train.Saver):
 
   def save(self, sess, save_path, global_step=None, *args, **kwargs):
     prefix = save_path
-    if isinstance(global_step, int):
-      prefix = '%s-%d' % (save_path, global_step)
+    if global_step is not None:
+      prefix = '%s-%d' % (save_path, tf.train.global_step(sess, global_step)
+                          if hasattr(global_step, 'op') else int(global_step))
     existed = os.path.exists(prefix + '.index')
     try:
       return super(_CheckpointSaver, self).save(sess, save_path, global_step,
@@ -280,12 +281,17 @@ class _CheckpointSaver(tf.train.Saver):
     except OSError:
       free = ''
     message = getattr(error, 'message', None) or str(error)
+    lines = message.strip().splitlines()
+    # TensorFlow says why a file failed as "<file>; <reason>", after (on
+    # TensorFlow 2.x) lines about where the graph defined the save.
+    reasons = [l.rsplit('; ', 1)[1] for l in lines if '; ' in l]
     return UserError(
         '--train_dir=%s: cannot save checkpoint %s: %s; a checkpoint needs '
         'about %.1f MB there%s; its partial files were removed, the '
         'checkpoints saved before are kept'
         % (directory, os.path.basename(prefix),
-           message.strip().splitlines()[0], self._bytes_needed / 1e6, free))
+           reasons[-1] if reasons else lines[0], self._bytes_needed / 1e6,
+           free))
 
 
 def checkpoint_saver():

@@ -9,9 +9,10 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
-import time
+import zlib
 
 import pytest
 
@@ -84,15 +85,17 @@ def evaluate(data, checkpoint_dir, tmp_path, *args, check=True):
 
 
 def image(tmp_path):
-  """A 32x32 PNG, written by TensorFlow's own encoder in a subprocess."""
+  """A 32x32 grey PNG, written with the standard library."""
+  def chunk(kind, body):
+    return (struct.pack('>I', len(body)) + kind + body +
+            struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
+  rows = b''.join(b'\x00' + bytes([100]) * 96 for _ in range(32))
+  png = (b'\x89PNG\r\n\x1a\n' +
+         chunk(b'IHDR', struct.pack('>IIBBBBB', 32, 32, 8, 2, 0, 0, 0)) +
+         chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
   path = str(tmp_path / 'img.png')
-  subprocess.run([sys.executable, '-c', (
-      'import numpy as np, tensorflow as tf\n'
-      'data = tf.io.encode_png(np.full([32, 32, 3], 100, np.uint8))\n'
-      'open(%r, "wb").write(tf.compat.v1.Session().run(data) '
-      'if not tf.executing_eagerly() else data.numpy())\n' % path)],
-                 check=True, cwd=REPO, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE)
+  with open(path, 'wb') as f:
+    f.write(png)
   return path
 
 
@@ -316,7 +319,7 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
   assert not glob.glob(os.path.join(train_dir, '*_temp*'))
   after = digests(train_dir)
   for name, digest in before.items():
-    if name != 'train.lock':
+    if name.startswith(('model.ckpt', 'checkpoint')):
       assert after.get(name) == digest, name
   # Nothing partial is left, so a start without the limit goes on from 20.
   resumed = run_script('cifar10_train.py', '--data_dir', data, '--train_dir',

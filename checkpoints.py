@@ -139,8 +139,14 @@ def resolve(directory):
   """
   state_path = os.path.join(directory, STATE_FILE)
   complete = complete_checkpoints(directory)
-  newest = complete[-1] if complete else None
   state, problem = _read_state(state_path)
+  own = state and _own(directory, state.model_checkpoint_path, complete)
+  # One the state file does not name must also read, so that a save killed
+  # while writing its index is not taken for the newest checkpoint. When
+  # none reads, the newest stands, and the caller's reading refuses it.
+  newest = next((p for p in reversed(complete)
+                 if p == own or _readable(p)), complete[-1] if complete
+                else None)
   if state is None:
     if newest is None:
       return Resolution(None, None,
@@ -149,7 +155,6 @@ def resolve(directory):
                       '%s' % (state_path, problem or 'is missing', newest),
                       None, (newest, [newest]))
   named = state.model_checkpoint_path
-  own = _own(directory, named, complete)
   note = None
   if own is None:
     elsewhere = os.path.join(directory, os.path.basename(named))
@@ -177,6 +182,14 @@ def resolve(directory):
       _inside(directory, _as_named(directory, n))
       for n in state.all_model_checkpoint_paths)
   return Resolution(chosen, note, None, None if right else (chosen, paths))
+
+
+def _readable(path):
+  try:
+    _read(path)
+  except UserError:
+    return False
+  return True
 
 
 def write_state(directory, checkpoint, all_checkpoints):

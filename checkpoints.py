@@ -134,8 +134,9 @@ def resolve(directory):
   """Which checkpoint of directory to resume or read, from its files.
 
   The state file is followed where it names a complete checkpoint of the
-  directory and none is newer; else the newest complete checkpoint is used
-  (with a note). See Resolution.
+  directory (a file of the same name there, when it names one elsewhere);
+  else the newest complete one that reads is used, with a note. See
+  Resolution.
   """
   state_path = os.path.join(directory, STATE_FILE)
   complete = complete_checkpoints(directory)
@@ -144,9 +145,9 @@ def resolve(directory):
   # One the state file does not name must also read, so that a save killed
   # while writing its index is not taken for the newest checkpoint. When
   # none reads, the newest stands, and the caller's reading refuses it.
-  newest = next((p for p in reversed(complete)
-                 if p == own or _readable(p)), complete[-1] if complete
-                else None)
+  newest = None if own else next(
+      (p for p in reversed(complete) if _readable(p)),
+      complete[-1] if complete else None)
   if state is None:
     if newest is None:
       return Resolution(None, None,
@@ -165,11 +166,9 @@ def resolve(directory):
     chosen = newest
     note = ('%s names %s, which is missing or incomplete; using the newest '
             'complete checkpoint, %s' % (state_path, named, newest))
-  elif _order(newest) > _order(own):
-    chosen = newest
-    note = '%s names %s, but %s is newer; using it' % (state_path, named,
-                                                       newest)
   else:
+    # A checkpoint newer than the one the state names is a save that never
+    # finished: the saver names a checkpoint in the state file last.
     chosen = own
     if own != _as_named(directory, named):
       note = ('%s names %s, outside %s; using the directory\'s own %s'

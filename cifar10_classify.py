@@ -118,13 +118,13 @@ class Classifier(object):
       logits = cifar10.inference(images, train=False, **(model_options or {}))
       probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[0]
       self.top = tf.nn.top_k(probabilities, top_k)
+      # Values of another dtype (--use_fp16, a float global_step) are cast.
       var_list = checkpoints.checkpoint_var_list(
           checkpoint, cifar10.variables_to_restore(),
-          {v.op.name: v for v in tf.global_variables()})
+          {v.op.name: v for v in tf.global_variables()}, cast=True)
       preprocessing.check_checkpoint(checkpoint, preprocessing_mode)
-      saver = tf.train.Saver(var_list)
     self.session = tf.Session(graph=self.graph, config=config)
-    saver.restore(self.session, checkpoint)
+    checkpoints.restore(self.session, checkpoint, var_list)
 
   def top_classes(self, contents):
     """Returns ([probability], [class index]) of the most likely classes.
@@ -168,10 +168,14 @@ def main(argv):
   if not paths:
     raise UserError('no image given; usage: %s [flags] IMAGE...'
                             % os.path.basename(argv[0]))
-  checkpoint = tf.train.latest_checkpoint(FLAGS.checkpoint_dir)
+  resolution = checkpoints.resolve(FLAGS.checkpoint_dir)
+  checkpoint = resolution.path
   if checkpoint is None:
-    raise UserError('No checkpoint file found in --checkpoint_dir=%s'
-                            % FLAGS.checkpoint_dir)
+    raise UserError('No checkpoint file found in --checkpoint_dir=%s%s' % (
+        FLAGS.checkpoint_dir,
+        '; ' + resolution.problem if resolution.problem else ''))
+  if resolution.note:
+    sys.stderr.write('Note: %s\n' % resolution.note)
   ds = cli.dataset()
   if FLAGS.top_k > ds.num_classes:
     raise UserError('--top_k=%d: the model has only %d classes'

@@ -108,17 +108,18 @@ class Evaluator(object):
       self.raw_vars = {v.op.name: v for v in tf.global_variables()}
       self.local_init = tf.local_variables_initializer()
 
-  def _saver_for(self, checkpoint):
-    """A saver for checkpoint's shadow values, or its raw weights.
+  def _var_list_for(self, checkpoint):
+    """{name in checkpoint: variable}: its shadow values, or its raw weights.
 
     Raises UserError naming the first variable the checkpoint lacks or holds
-    in another shape, and when the checkpoint cannot be read at all.
+    in another shape, and when the checkpoint cannot be read at all. Values
+    of another dtype (--use_fp16, a float global_step) are cast.
     """
     var_list = checkpoints.checkpoint_var_list(
-        checkpoint, self.shadow_vars, self.raw_vars, self.moving_average)
+        checkpoint, self.shadow_vars, self.raw_vars, self.moving_average,
+        cast=True)
     preprocessing.check_checkpoint(checkpoint, self.preprocessing_mode)
-    with self.graph.as_default():
-      return tf.train.Saver(var_list)
+    return var_list
 
   def _run_epoch(self, checkpoint, fetches, first_fetches=None):
     """Yields the global step, then fetches' values batch by batch.
@@ -127,9 +128,9 @@ class Evaluator(object):
     the first num_examples examples comes out exactly once. first_fetches,
     when given, replaces fetches for the first batch.
     """
-    saver = self._saver_for(checkpoint)
+    var_list = self._var_list_for(checkpoint)
     with tf.Session(graph=self.graph, config=self.config) as sess:
-      saver.restore(sess, checkpoint)
+      checkpoints.restore(sess, checkpoint, var_list)
       sess.run(self.local_init)
       yield int(sess.run(self.global_step))
       coord = tf.train.Coordinator()
@@ -191,10 +192,13 @@ def count_correct(probabilities, labels):
 def resolve_checkpoint(path):
   """path itself, or the latest checkpoint when path is a directory."""
   if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      raise UserError('--checkpoint_paths: no checkpoint in %s' % path)
-    return latest
+    resolution = checkpoints.resolve(path)
+    if resolution.path is None:
+      raise UserError('--checkpoint_paths: no checkpoint in %s%s' % (
+          path, '; ' + resolution.problem if resolution.problem else ''))
+    if resolution.note:
+      print('Note: %s' % resolution.note, flush=True)
+    return resolution.path
   checkpoints.read_checkpoint(path)
   return path
 
@@ -240,12 +244,18 @@ def evaluate(split):
   writer = tf.summary.FileWriter(FLAGS.eval_dir, evaluator.graph)
   last_evaluated = None
   said_waiting = said_next = False
+  last_note = None
   try:
     while True:
-      checkpoint = tf.train.latest_checkpoint(FLAGS.checkpoint_dir)
+      resolution = checkpoints.resolve(FLAGS.checkpoint_dir)
+      checkpoint = resolution.path
+      if resolution.note and resolution.note != last_note:
+        print('Note: %s' % resolution.note, flush=True)
+      last_note = resolution.note
       if checkpoint is None:
-        message = 'No checkpoint file found in --checkpoint_dir=%s' % (
-            FLAGS.checkpoint_dir)
+        message = 'No checkpoint file found in --checkpoint_dir=%s%s' % (
+            FLAGS.checkpoint_dir,
+            '; ' + resolution.problem if resolution.problem else '')
         if FLAGS.run_once:
           raise UserError(message)
         if not said_waiting:

@@ -18,6 +18,8 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import re
+
 from absl import flags
 
 import cli  # before anything imports TensorFlow: it quiets its start-up
@@ -129,15 +131,33 @@ def build_towers(images, labels, num_towers, devices, model_options=None,
             del summaries[kept:]
           if i == 0:
             first_loss = loss
-            summary_deps.append(cifar10.add_loss_summaries(
-                loss, tf.get_collection('losses', scope)))
+            first_losses = tf.get_collection('losses', scope)
             summary_deps.extend(
                 tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope))
           tf.get_variable_scope().reuse_variables()
           tower_grads.append(
               cifar10.optimizer(1.0, recipe, loss_scale)
               .compute_gradients(loss))
+  summary_deps.append(add_loss_summaries(first_loss, first_losses))
   return tower_grads, first_loss, summary_deps
+
+
+def add_loss_summaries(total_loss, losses):
+  """cifar10.add_loss_summaries of tower 0's losses, named as without towers.
+
+  The losses' moving averages take their variables' names from the losses'
+  ops. Identities without the tower_0/ prefix give them cifar10_train.py's
+  names (cross_entropy/avg, local3/weight_loss/avg, total_loss/avg), so that
+  either trainer resumes the other's checkpoints. The summary tags, which
+  drop the prefix anyway, stay the same.
+  """
+  def untowered(tensor):
+    name = re.sub('^%s_[0-9]*/' % cifar10.TOWER_NAME, '', tensor.op.name)
+    return tf.identity(tensor, name=name)
+
+  with tf.name_scope(None):
+    return cifar10.add_loss_summaries(untowered(total_loss),
+                                      [untowered(l) for l in losses])
 
 
 def train(split):

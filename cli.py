@@ -379,8 +379,8 @@ def run_trainer(train):
     del argv
     maybe_download_and_extract()
     split = data_split('train')
-    training.prepare_train_dir(FLAGS.train_dir)
-    train(split)
+    with training.claim_train_dir(FLAGS.train_dir):
+      train(split)
   run(main)
 
 

@@ -14,7 +14,11 @@ from __future__ import print_function
 import collections
 import contextlib
 from datetime import datetime
+import errno
+import fcntl
+import glob
 import os
+import shutil
 import signal
 import time
 
@@ -23,6 +27,9 @@ from compat import tf
 from errors import UserError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# In --train_dir, locked by the trainer that writes there, with its PID.
+LOCK_FILE = 'train.lock'
+_held_locks = {}   # realpath of a train dir: file descriptor of its lock
 
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
@@ -136,13 +143,28 @@ def prepare_dir(flag, path):
 
 
 def prepare_train_dir(train_dir):
-  """Creates train_dir if needed and checks that training can resume there.
+  """Creates train_dir if needed, locks it and checks that training can resume.
 
-  Raises UserError when the directory cannot be written, or when its latest
-  checkpoint is unreadable (which is then left untouched).
+  Raises UserError when the directory cannot be written, when another
+  trainer holds it, or when the checkpoint to resume from is unreadable
+  (which is then left untouched) or missing although the state file names
+  one.
   """
   prepare_dir('--train_dir', train_dir)
-  latest = tf.train.latest_checkpoint(train_dir)
+  lock_train_dir(train_dir)
+  state = os.path.join(train_dir, checkpoints.STATE_FILE)
+  if os.path.isdir(state):
+    raise UserError('--train_dir=%s: %s is a directory, where the checkpoint '
+                    'state file belongs; move it away (nothing was changed)'
+                    % (train_dir, state))
+  resolution = checkpoints.resolve(train_dir)
+  if resolution.problem:
+    raise UserError(
+        '--train_dir=%s: %s, and no complete checkpoint is there to resume '
+        'from; nothing was changed: put the checkpoint back, delete %s to '
+        'start afresh, or use another --train_dir'
+        % (train_dir, resolution.problem, state))
+  latest = resolution.path
   if latest:
     try:
       checkpoints.read_checkpoint(latest)
@@ -150,6 +172,64 @@ def prepare_train_dir(train_dir):
       raise UserError(
           '%s; refusing to resume from it (nothing was changed): move it '
           'away to resume from an earlier one, or use another --train_dir' % e)
+
+
+def lock_train_dir(train_dir):
+  """Locks train_dir for this process, or raises UserError naming the holder.
+
+  An OS lock (flock) on LOCK_FILE, held until the process ends, so that a
+  killed trainer never leaves a stale lock behind. Evaluators do not lock.
+  """
+  key = os.path.realpath(train_dir)
+  if key in _held_locks:
+    return
+  path = os.path.join(train_dir, LOCK_FILE)
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise UserError('--train_dir=%s: cannot open its lock file %s: %s'
+                    % (train_dir, path, e.strerror))
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as e:
+    holder = os.read(fd, 32).decode('ascii', 'replace').strip()
+    os.close(fd)
+    if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+      raise UserError('--train_dir=%s: cannot lock %s: %s'
+                      % (train_dir, path, e.strerror))
+    raise UserError(
+        '--train_dir=%s: another trainer (process %s) is training there and '
+        'holds %s; wait for it to stop, or use another --train_dir'
+        % (train_dir, holder or 'unknown', path))
+  os.ftruncate(fd, 0)
+  os.write(fd, ('%d\n' % os.getpid()).encode('ascii'))
+  _held_locks[key] = fd
+
+
+def unlock_train_dir(train_dir):
+  fd = _held_locks.pop(os.path.realpath(train_dir), None)
+  if fd is not None:
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def claim_train_dir(train_dir):
+  """prepare_train_dir(train_dir) for the training run inside the block.
+
+  When the run fails before it saved a checkpoint, a train_dir that it
+  created is removed again, so that a failed start leaves nothing behind.
+  """
+  created = not os.path.lexists(train_dir)
+  try:
+    prepare_train_dir(train_dir)
+    yield
+  except BaseException:
+    if (created and os.path.isdir(train_dir) and
+        not checkpoints.complete_checkpoints(train_dir)):
+      shutil.rmtree(train_dir, ignore_errors=True)
+    raise
+  finally:
+    unlock_train_dir(train_dir)
 
 
 @contextlib.contextmanager
@@ -164,15 +244,92 @@ def new_graph(seed=None):
     yield graph
 
 
+class _CheckpointSaver(tf.train.Saver):
+  """A Saver whose failed save cleans up after itself and says why, in a line.
+
+  TensorFlow leaves a failed save's half-written `<prefix>_temp*` files
+  behind (which fill the disk again at the next start) and reports it as a
+  traceback.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super(_CheckpointSaver, self).__init__(*args, **kwargs)
+    self._bytes_needed = sum(
+        v.shape.num_elements() * v.dtype.base_dtype.size
+        for v in tf.global_variables() if v.shape.is_fully_defined())
+
+  def save(self, sess, save_path, global_step=None, *args, **kwargs):
+    prefix = save_path
+    if global_step is not None:
+      prefix = '%s-%d' % (save_path, tf.train.global_step(sess, global_step)
+                          if hasattr(global_step, 'op') else int(global_step))
+    existed = os.path.exists(prefix + '.index')
+    try:
+      return super(_CheckpointSaver, self).save(sess, save_path, global_step,
+                                                *args, **kwargs)
+    except (tf.errors.OpError, ValueError) as e:
+      raise self._failed(prefix, existed, e)
+
+  def _failed(self, prefix, existed, error):
+    """Removes the failed save's own files; returns the UserError to raise."""
+    leftovers = glob.glob(glob.escape(prefix) + '_temp*')
+    leftovers += glob.glob(glob.escape(prefix) + '.*tempstate*')
+    if not existed:  # a new checkpoint, never one resumed from
+      leftovers += glob.glob(glob.escape(prefix) + '.index')
+      leftovers += glob.glob(glob.escape(prefix) + '.data-*')
+      leftovers += glob.glob(glob.escape(prefix) + '.meta')
+    for path in leftovers:
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        try:
+          os.remove(path)
+        except OSError:
+          pass
+    directory = os.path.dirname(prefix)
+    try:
+      free = ' (%.1f MB free)' % (shutil.disk_usage(directory).free / 1e6)
+    except OSError:
+      free = ''
+    message = getattr(error, 'message', None) or str(error)
+    lines = message.strip().splitlines()
+    # TensorFlow says why a file failed as "<file>; <reason>", after (on
+    # TensorFlow 2.x) lines about where the graph defined the save.
+    reasons = [l.rsplit('; ', 1)[1] for l in lines if '; ' in l]
+    return UserError(
+        '--train_dir=%s: cannot save checkpoint %s: %s; a checkpoint needs '
+        'about %.1f MB there%s; its partial files were removed, the '
+        'checkpoints saved before are kept'
+        % (directory, os.path.basename(prefix),
+           reasons[-1] if reasons else lines[0], self._bytes_needed / 1e6,
+           free))
+
+
 def checkpoint_saver():
   """The session's usual sharded saver, but with relative checkpoint paths.
 
   The `checkpoint` file then names its checkpoints relative to --train_dir,
   so a moved or copied directory resumes from its own checkpoints rather
-  than from (or, once gone, without) those of its old location.
+  than from (or, once gone, without) those of its old location. A failed
+  save is a UserError, after removing its partial files.
   """
-  return tf.train.Saver(sharded=True, allow_empty=True,
-                        save_relative_paths=True)
+  return _CheckpointSaver(sharded=True, allow_empty=True,
+                          save_relative_paths=True)
+
+
+def _repair_state(train_dir, resolution):
+  """Makes train_dir's state file name resolution's checkpoints, relatively.
+
+  Done before the session restores (it follows the state file) and before
+  the first save (whose rotation deletes the files the state file lists).
+  """
+  if resolution.state is None:
+    return
+  checkpoints.write_state(train_dir, *resolution.state)
+  print('Note: %s; rewrote the state file.' % resolution.note
+        if resolution.note else
+        'Note: rewrote %s with paths relative to --train_dir.'
+        % os.path.join(train_dir, checkpoints.STATE_FILE), flush=True)
 
 
 def _check_resumable(train_dir):
@@ -180,9 +337,11 @@ def _check_resumable(train_dir):
 
   Without it, resuming a directory trained with other model flags (or by
   the other trainer) ends in TensorFlow's NotFoundError traceback. Returns
-  the checkpoint to resume from, or None.
+  the checkpoint to resume from, or None; once it fits, the state file
+  names it (_repair_state).
   """
-  latest = tf.train.latest_checkpoint(train_dir)
+  resolution = checkpoints.resolve(train_dir)
+  latest = resolution.path
   if not latest:
     return None
   variables = {v.op.name: v for v in tf.global_variables()}
@@ -192,6 +351,7 @@ def _check_resumable(train_dir):
   except UserError as e:
     raise UserError('--train_dir=%s: cannot resume: %s; use another '
                     '--train_dir (nothing was changed)' % (train_dir, e))
+  _repair_state(train_dir, resolution)
   return latest
 
 

@@ -32,8 +32,11 @@ def _exit_interrupted(signum, frame):
 
 
 # Installed before the slow TensorFlow import, so Ctrl-C there prints no
-# traceback; Python's own handler comes back once the imports are done.
-signal.signal(signal.SIGINT, _exit_interrupted)
+# traceback; Python's own handler comes back once the imports are done. A
+# SIGINT ignored from the start (a background job of a script) stays so.
+_SIGINT_DEFAULT = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _SIGINT_DEFAULT:
+  signal.signal(signal.SIGINT, _exit_interrupted)
 
 # TensorFlow's C++ logging reads this once, at import time, so it is decided
 # from the raw command line: quiet unless --verbose or the user's own setting.
@@ -82,7 +85,8 @@ from errors import UserError
 import models
 import training
 
-signal.signal(signal.SIGINT, signal.default_int_handler)
+if _SIGINT_DEFAULT:
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FLAGS = flags.FLAGS
 

@@ -98,6 +98,10 @@ MAX_BATCH_SIZE = (2 ** 31 - 1) // 4
 QUEUED_EXAMPLE_BYTES = cifar10_input.IMAGE_SIZE ** 2 * 3 * 4 + 4
 # The batches an evaluation queue holds (cifar10_input.inputs).
 EVAL_QUEUE_BATCHES = 4
+# --intra_op_threads' and --inter_op_threads' ceiling: TensorFlow starts a
+# pool of that many threads, and ConfigProto holds the number in an int32
+# (past it, protobuf's ValueError).
+MAX_THREADS = 1 << 16
 
 # Every flag of a script, by group: (kind, name, default, help, bounds).
 _GROUPS = {
@@ -204,10 +208,10 @@ _GROUPS = {
     'session': [
         ('integer', 'intra_op_threads', 0,
          'Threads one TensorFlow op may use (0: TensorFlow decides, one per '
-         'core available).', {'lower_bound': 0}),
+         'core available).', {'lower_bound': 0, 'upper_bound': MAX_THREADS}),
         ('integer', 'inter_op_threads', 0,
          'TensorFlow ops run at the same time (0: TensorFlow decides).',
-         {'lower_bound': 0}),
+         {'lower_bound': 0, 'upper_bound': MAX_THREADS}),
         ('boolean', 'xla', False,
          'Compile the graph with XLA\'s just-in-time compiler (opt-in; see '
          'docs/performance.md).', {}),

@@ -94,12 +94,18 @@ def test_every_float_flag_refuses_nan_and_infinities():
 
 # --- --batch_size: int32, memory, the training examples.
 
-def test_batch_size_past_int32_is_a_flag_error(tmp_path):
-  result = run_script('cifar10_train.py', '--batch_size=1000000000',
+@pytest.mark.parametrize('flag,value,bound', [
+    ('batch_size', 1000000000, 536870911),          # queue sizes are int32
+    ('intra_op_threads', 3000000000, 65536),        # ConfigProto's int32
+    ('inter_op_threads', 3000000000, 65536),
+])
+def test_integer_past_what_tensorflow_takes_is_a_flag_error(tmp_path, flag,
+                                                             value, bound):
+  result = run_script('cifar10_train.py', '--%s=%d' % (flag, value),
                       '--data_dir', str(tmp_path / 'data'),
                       '--train_dir', str(tmp_path / 'train'), check=False)
   line = _one_error_line(result, 'cifar10_train.py', status=2)
-  assert '--batch_size=1000000000' in line and '536870911' in line
+  assert '--%s=%d' % (flag, value) in line and str(bound) in line, line
   assert not os.listdir(str(tmp_path))
 
 

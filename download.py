@@ -114,7 +114,8 @@ def _check_members(tarball, members, batches_dir):
         (m.name.rstrip('/') == batches_dir and not m.isdir())):
       kind = ('a link' if m.issym() or m.islnk() else
               'not a plain file or directory' if not (m.isfile() or m.isdir())
-              else 'outside %s/' % batches_dir)
+              else 'outside %s/' % batches_dir if '..' in parts
+              else 'not a directory')
       raise DownloadError('%s: refusing to unpack member %s (%s)'
                           % (tarball, m.name, kind))
 

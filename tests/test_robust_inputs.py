@@ -89,7 +89,7 @@ def test_every_float_flag_refuses_nan_and_infinities():
       assert '--%s=%s' % (name, value) in line, line
       # absl's own bounds catch an infinity past them; the rest is ours.
       assert ('must be a finite number' in line or
-              '%s is not a ' % value in line), line
+              '%s is not ' % value in line), line
 
 
 # --- --batch_size: int32, memory, the training examples.

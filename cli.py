@@ -15,9 +15,28 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import math
 import os
+import signal
 import sys
 import warnings
+
+# The shell's status for a process ended by SIGINT (128 + 2).
+INTERRUPTED_STATUS = 128 + signal.SIGINT
+
+
+def _exit_interrupted(signum, frame):
+  """Ctrl-C while TensorFlow loads: nothing has started, so leave quietly."""
+  del signum, frame
+  os._exit(INTERRUPTED_STATUS)  # pylint: disable=protected-access
+
+
+# Installed before the slow TensorFlow import, so Ctrl-C there prints no
+# traceback; Python's own handler comes back once the imports are done. A
+# SIGINT ignored from the start (a background job of a script) stays so.
+_SIGINT_DEFAULT = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _SIGINT_DEFAULT:
+  signal.signal(signal.SIGINT, _exit_interrupted)
 
 # TensorFlow's C++ logging reads this once, at import time, so it is decided
 # from the raw command line: quiet unless --verbose or the user's own setting.
@@ -61,6 +80,7 @@ import cifar10
 import cifar10_input
 from compat import tf
 import datasets
+import download
 from errors import UserError
 import models
 import precision as precision_lib
@@ -69,7 +89,23 @@ import schedules
 import training
 import validation
 
+if _SIGINT_DEFAULT:
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+
 FLAGS = flags.FLAGS
+
+# --batch_size's ceiling: the evaluation queue holds 4 batches and
+# TensorFlow sizes its queues in int32.
+MAX_BATCH_SIZE = (2 ** 31 - 1) // 4
+# Bytes one example takes in an input queue: a 24x24x3 float32 image and
+# its int32 label.
+QUEUED_EXAMPLE_BYTES = cifar10_input.IMAGE_SIZE ** 2 * 3 * 4 + 4
+# The batches an evaluation queue holds (cifar10_input.inputs).
+EVAL_QUEUE_BATCHES = 4
+# --intra_op_threads' and --inter_op_threads' ceiling: TensorFlow starts a
+# pool of that many threads, and ConfigProto holds the number in an int32
+# (past it, protobuf's ValueError).
+MAX_THREADS = 1 << 16
 
 # Every flag of a script, by group: (kind, name, default, help, bounds).
 _GROUPS = {
@@ -88,6 +124,10 @@ _GROUPS = {
          'Where to download the data from (default: the official URL, or '
          '$CIFAR10_DATA_URL when set; for MNIST, the URL of the directory '
          'holding its four .gz files).', {}),
+        ('integer', 'download_deadline_secs',
+         download.DOWNLOAD_DEADLINE_SECS,
+         'Seconds the download may take in all before it is given up.',
+         {'lower_bound': 1}),
     ],
     'split': [
         ('integer', 'validation_examples', 0,
@@ -97,7 +137,8 @@ _GROUPS = {
     ],
     'batch': [
         ('integer', 'batch_size', cifar10.BATCH_SIZE,
-         'Number of images to process in a batch.', {'lower_bound': 1}),
+         'Number of images to process in a batch.',
+         {'lower_bound': 1, 'upper_bound': MAX_BATCH_SIZE}),
     ],
     'model': [
         ('enum', 'model', cifar10.MODEL,
@@ -137,6 +178,10 @@ _GROUPS = {
         ('integer', 'seed', None,
          'Graph-level random seed: the same seed, data and flags give the '
          'same initial weights.', {}),
+        ('integer', 'input_timeout_secs', training.INPUT_TIMEOUT_SECS,
+         'Seconds a training step may wait for its input (or for a '
+         'parameter server) before training stops with an error.',
+         {'lower_bound': 1}),
         ('boolean', 'log_device_placement', False,
          'Whether to log device placement.', {}),
         ('float', 'min_fraction_of_examples_in_queue',
@@ -171,10 +216,10 @@ _GROUPS = {
     'session': [
         ('integer', 'intra_op_threads', 0,
          'Threads one TensorFlow op may use (0: TensorFlow decides, one per '
-         'core available).', {'lower_bound': 0}),
+         'core available).', {'lower_bound': 0, 'upper_bound': MAX_THREADS}),
         ('integer', 'inter_op_threads', 0,
          'TensorFlow ops run at the same time (0: TensorFlow decides).',
-         {'lower_bound': 0}),
+         {'lower_bound': 0, 'upper_bound': MAX_THREADS}),
         ('boolean', 'xla', False,
          'Compile the graph with XLA\'s just-in-time compiler (opt-in; see '
          'docs/performance.md).', {}),
@@ -222,11 +267,30 @@ _GROUPS['preprocessing'] = [
 flags.disclaim_key_flags()
 
 
+def _finite(value):
+  return value is None or math.isfinite(value)
+
+
+_FINITE_CHECKED = set()
+
+
+def _require_finite(name):
+  """Refuses NaN and infinities for float flag name (absl's bounds let NaN by).
+
+  No float flag here has a meaning for them: they would end in a
+  TensorFlow error or a NaN loss far from the flag that caused it.
+  """
+  if name not in _FINITE_CHECKED:
+    _FINITE_CHECKED.add(name)
+    flags.register_validator(name, _finite, message='must be a finite number')
+
+
 def define_flags(*groups):
   """Defines the flags of groups (keys of _GROUPS) and --verbose.
 
   A flag already defined (another script imported in the same process, as
-  the tests do) is only declared a key flag of the caller.
+  the tests do) is only declared a key flag of the caller. Every float flag
+  refuses NaN and infinities.
   """
   specs = [spec for group in groups for spec in _GROUPS[group]]
   specs.append(('boolean', 'verbose', False,
@@ -236,6 +300,8 @@ def define_flags(*groups):
       getattr(flags, 'DEFINE_' + kind)(name=name, default=default,
                                        help=help_text, **extra)
     flags.declare_key_flag(name)
+    if kind == 'float':
+      _require_finite(name)
 
 
 def dataset():
@@ -250,15 +316,55 @@ def dataset():
 
 
 def data_split(name):
-  """The datasets.Split called name of --data_dir (--validation_examples)."""
+  """The datasets.Split called name of --data_dir (--validation_examples).
+
+  --batch_size is checked against it: training refuses a batch larger than
+  its examples, and any script a batch whose input queue cannot fit in
+  memory, before a graph is built.
+  """
   held_out = FLAGS.validation_examples if 'validation_examples' in FLAGS else 0
-  return datasets.split(FLAGS.data_dir, name, dataset(), held_out)
+  split = datasets.split(FLAGS.data_dir, name, dataset(), held_out)
+  if 'batch_size' in FLAGS:
+    _check_batch_size(split, name == 'train')
+  return split
+
+
+def _memory_bytes():
+  """This machine's physical memory in bytes, or None where unknown."""
+  try:
+    return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+  except (AttributeError, ValueError, OSError):
+    return None
+
+
+def _check_batch_size(split, train):
+  """Raises UserError when --batch_size does not fit split or memory."""
+  batch_size = FLAGS.batch_size
+  if train and batch_size > split.num_examples:
+    raise UserError('--batch_size=%d: larger than the %d training examples'
+                    % (batch_size, split.num_examples))
+  if train:
+    fraction = FLAGS.min_fraction_of_examples_in_queue
+    queued = int(split.num_examples * fraction) + 3 * batch_size
+  else:
+    queued = EVAL_QUEUE_BATCHES * batch_size
+  queues = FLAGS.num_gpus if 'num_gpus' in FLAGS else 1
+  # The queue, full, plus the batch taken out of it, on every tower.
+  needed = (queued + batch_size) * queues * QUEUED_EXAMPLE_BYTES
+  memory = _memory_bytes()
+  if memory and needed > memory:
+    raise UserError(
+        '--batch_size=%d: its input queue%s alone would need %.1f GiB, more '
+        'than the %.1f GiB of memory of this machine' % (
+            batch_size, 's' if queues > 1 else '', needed / 2.0 ** 30,
+            memory / 2.0 ** 30))
 
 
 def maybe_download_and_extract():
   """Fetches --dataset into --data_dir unless it is there (--data_url)."""
-  cifar10.maybe_download_and_extract(FLAGS.data_dir, url=FLAGS.data_url,
-                                     ds=dataset())
+  cifar10.maybe_download_and_extract(
+      FLAGS.data_dir, url=FLAGS.data_url, ds=dataset(),
+      deadline_secs=FLAGS.download_deadline_secs)
 
 
 def distorted_inputs(split, batch_size, mean=None):
@@ -317,7 +423,7 @@ def loop_options():
   return training.LoopOptions(
       FLAGS.train_dir, FLAGS.max_steps, FLAGS.log_frequency,
       FLAGS.save_checkpoint_secs, FLAGS.save_checkpoint_steps,
-      FLAGS.save_summaries_steps)
+      FLAGS.save_summaries_steps, FLAGS.input_timeout_secs)
 
 
 _warned = set()
@@ -362,11 +468,17 @@ def session_config(**kwargs):
   return precision_lib.configure(config, precision())
 
 
-def fail(message):
+def _one_line(message):
+  """message with its line breaks (TensorFlow's, urllib's) made spaces."""
+  return ' '.join(line.strip() for line in str(message).splitlines()
+                  if line.strip())
+
+
+def fail(message, status=1):
   """Ends the script with message as one line on stderr, exit status 1."""
   sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
-                                        message))
-  sys.exit(1)
+                                        _one_line(message)))
+  sys.exit(status)
 
 
 def run_trainer(train):
@@ -398,13 +510,20 @@ def run(main):
   """Runs main under absl, turning user mistakes into one line and exit 1.
 
   Flag errors and user errors are reported without a traceback; anything
-  else is a bug and keeps its traceback.
+  else is a bug and keeps its traceback. Ctrl-C that main does not handle
+  itself (during a download, say) ends in one line and status 130.
   """
+  # Float flags a script defines itself refuse NaN too.
+  for flag in list(FLAGS._flags().values()):  # pylint: disable=protected-access
+    if isinstance(flag.parser, flags.FloatParser):
+      _require_finite(flag.name)
+
   def parse(argv):
     try:
       return FLAGS(argv)
     except flags.Error as e:
-      sys.stderr.write('%s: error: %s\n' % (os.path.basename(argv[0]), e))
+      sys.stderr.write('%s: error: %s\n' % (os.path.basename(argv[0]),
+                                            _one_line(e)))
       sys.exit(2)
 
   def guarded(argv):
@@ -412,5 +531,7 @@ def run(main):
       return main(argv)
     except UserError as e:
       fail(e)
+    except KeyboardInterrupt:
+      fail('interrupted (SIGINT); stopped', INTERRUPTED_STATUS)
 
   app.run(guarded, flags_parser=parse)

@@ -22,14 +22,18 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 
 from six.moves import urllib
 
 import datasets
 from errors import DataError
 from errors import DownloadError
+from errors import UserError
 
-DOWNLOAD_TIMEOUT_SECS = 60
+DOWNLOAD_TIMEOUT_SECS = 60     # the longest wait for any one read
+DOWNLOAD_DEADLINE_SECS = 3600  # the whole download, 170 MB at ~50 kB/s
+PROGRESS_SECS = 5              # between progress lines when not on a terminal
 URL_VARIABLE = 'CIFAR10_DATA_URL'
 
 
@@ -41,48 +45,86 @@ def _md5(path):
   return digest.hexdigest()
 
 
-def _download(url, dest_dir, expected_md5, tarball):
+def _download(url, dest_dir, expected_md5, tarball,
+              deadline_secs=DOWNLOAD_DEADLINE_SECS):
   """Downloads url into dest_dir/tarball, verified; returns the path.
 
   The bytes go to a temporary file first, renamed only once complete and
-  verified, so tarball is never a partial or corrupt file.
+  verified, so tarball is never a partial or corrupt file; the temporary
+  file is removed whatever ends the download, Ctrl-C included. Progress is
+  shown as it goes on a terminal, else every PROGRESS_SECS seconds; the
+  download is given up after deadline_secs (plus one read's timeout at most).
   """
   final = os.path.join(dest_dir, tarball)
-  fd, part = tempfile.mkstemp(prefix=tarball + '.', suffix='.part',
-                              dir=dest_dir)
+  try:
+    fd, part = tempfile.mkstemp(prefix=tarball + '.', suffix='.part',
+                                dir=dest_dir)
+  except OSError as e:
+    raise DownloadError('cannot write in %s: %s' % (dest_dir, e.strerror))
+  start = time.time()
   try:
     with os.fdopen(fd, 'wb') as out:
       response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECS)
       expected_size = int(response.headers.get('Content-Length') or 0)
       received = 0
-      for chunk in iter(lambda: response.read(1 << 16), b''):
+      tty = sys.stderr.isatty()
+      shown = start
+      # read1 returns what has arrived, so a trickle still meets the deadline.
+      for chunk in iter(lambda: response.read1(1 << 16), b''):
         out.write(chunk)
         received += len(chunk)
-        if sys.stderr.isatty():
-          sys.stderr.write('\r>> Downloading %s %.1f%%' % (
-              tarball, 100.0 * received / max(expected_size, 1)))
+        now = time.time()
+        if now - start > deadline_secs:
+          raise DownloadError(
+              'download failed: not finished after %d s (got %d of %s '
+              'bytes)' % (deadline_secs, received, expected_size or '?'))
+        if tty or now - shown >= PROGRESS_SECS:
+          shown = now
+          sys.stderr.write('%s>> Downloading %s: %d of %s bytes (%.1f%%)%s' % (
+              '\r' if tty else '', tarball, received, expected_size or '?',
+              100.0 * received / max(expected_size, 1), '' if tty else '\n'))
           sys.stderr.flush()
-      if sys.stderr.isatty():
+      if tty:
         sys.stderr.write('\n')
     if expected_size and received != expected_size:
-      raise DownloadError('%s: transfer truncated, got %d of %d bytes'
-                          % (url, received, expected_size))
+      raise DownloadError('transfer truncated, got %d of %d bytes'
+                          % (received, expected_size))
     actual_md5 = _md5(part)
     if actual_md5 != expected_md5:
-      raise DownloadError('%s: checksum mismatch, MD5 %s, expected %s'
-                          % (url, actual_md5, expected_md5))
+      raise _ChecksumError('checksum mismatch, MD5 %s, expected %s'
+                          % (actual_md5, expected_md5))
     os.rename(part, final)
     print('Successfully downloaded %s (%d bytes).' % (tarball, received))
     return final
   except urllib.error.HTTPError as e:
     # Its `reason` alone ("Not Found") would hide the status code.
-    raise DownloadError('%s: download failed: HTTP error %d %s'
-                        % (url, e.code, e.reason))
+    raise DownloadError('download failed: HTTP error %d %s' % (e.code, e.reason))
   except (IOError, OSError, ValueError) as e:
-    raise DownloadError('%s: download failed: %s' % (url, getattr(e, 'reason', e)))
+    raise DownloadError('download failed: %s' % getattr(e, 'reason', e))
   finally:
     if os.path.exists(part):
       os.remove(part)
+
+
+def _check_members(tarball, members, batches_dir):
+  """Raises DownloadError unless members are plain files and directories
+  under batches_dir/: no links, devices, absolute paths or '..'.
+
+  Python 3.7 has no tarfile extraction filter, so this is checked here
+  before anything is extracted; a link in the wrong place would otherwise
+  send the files elsewhere or fail half-way.
+  """
+  for m in members:
+    parts = m.name.split('/')
+    if (os.path.isabs(m.name) or '..' in parts or
+        not (m.isfile() or m.isdir()) or
+        (m.name.rstrip('/') == batches_dir and not m.isdir())):
+      kind = ('a link' if m.issym() or m.islnk() else
+              'not a plain file or directory' if not (m.isfile() or m.isdir())
+              else 'outside %s/' % batches_dir if '..' in parts
+              else 'not a directory')
+      raise DownloadError('%s: refusing to unpack member %s (%s)'
+                          % (tarball, m.name, kind))
 
 
 def _extract(tarball, dest_dir, ds):
@@ -96,10 +138,12 @@ def _extract(tarball, dest_dir, ds):
         if not members:
           raise DownloadError('%s: holds no %s/ directory'
                               % (tarball, ds.batches_dir))
-        for m in members:
-          if not (m.isfile() or m.isdir()) or '..' in m.name.split('/'):
-            raise DownloadError('%s: unsafe member %s' % (tarball, m.name))
-        tar.extractall(staging, members)
+        _check_members(tarball, members, ds.batches_dir)
+        if hasattr(tarfile, 'data_filter'):
+          # Python's own check too, where it has one (3.8.17+, 3.11.4+).
+          tar.extractall(staging, members, filter='data')
+        else:
+          tar.extractall(staging, members)
     except (tarfile.TarError, IOError, OSError, EOFError) as e:
       raise DownloadError('%s: not a readable gzip tar file: %s' % (tarball, e))
     try:
@@ -116,13 +160,17 @@ def _extract(tarball, dest_dir, ds):
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _download_any(urls, dest_dir, expected_md5, name):
+class _ChecksumError(DownloadError):
+  """The bytes arrived but are not the expected file."""
+
+
+def _download_any(urls, dest_dir, expected_md5, name, deadline_secs):
   """_download from the first of urls (directories) that works."""
   problems = []
   for base in urls:
     try:
       return _download(base.rstrip('/') + '/' + name, dest_dir, expected_md5,
-                       name)
+                       name, deadline_secs)
     except DownloadError as e:
       problems.append(str(e))
   raise DownloadError('; '.join(problems))
@@ -136,7 +184,7 @@ def _gunzip(path, dest):
     raise DownloadError('%s: not a readable gzip file: %s' % (path, e))
 
 
-def _fetch_idx(data_dir, urls, ds, downloaded):
+def _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs):
   """Fetches and unzips ds's IDX files into data_dir/ds.batches_dir/.
 
   ds.md5 maps each .gz file to its MD5. A verified .gz already in data_dir
@@ -150,7 +198,8 @@ def _fetch_idx(data_dir, urls, ds, downloaded):
     for name, md5 in ds.md5.items():
       path = os.path.join(data_dir, name)
       if not (os.path.isfile(path) and _md5(path) == md5):
-        downloaded.append(_download_any(urls, data_dir, md5, name))
+        downloaded.append(_download_any(urls, data_dir, md5, name,
+                                        deadline_secs))
       _gunzip(path, os.path.join(target, name[:-len('.gz')]))
     try:
       datasets.count_examples(
@@ -164,15 +213,18 @@ def _fetch_idx(data_dir, urls, ds, downloaded):
 
 
 def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
-                               expected_md5=None, ds=datasets.CIFAR10):
+                               expected_md5=None, ds=datasets.CIFAR10,
+                               deadline_secs=DOWNLOAD_DEADLINE_SECS):
   """Makes sure data_dir holds ds's directory, downloading it if needed.
 
   Present data is left alone. A verified tarball already in data_dir is
   unpacked without downloading it again. Raises DownloadError (one line naming
   the directory, the URL and the manual way) when the data cannot be had.
-  url defaults to data_url(ds), expected_md5 to ds's checksum. For IDX
-  data (MNIST), url is the directory holding the .gz files (default: the
-  official one, then a mirror) and expected_md5 is ignored.
+  url defaults to data_url(ds), expected_md5 to ds's checksum; the download
+  is given up after deadline_secs. For IDX data (MNIST), url is the
+  directory holding the .gz files (default: the official one, then a
+  mirror) and expected_md5 is ignored. Whatever ends an attempt (an error,
+  Ctrl-C), it leaves the disk as it was.
   """
   urls = [url] if url else list(datasets.MNIST_URLS) if ds.idx else []
   url = url or data_url(ds)
@@ -182,30 +234,38 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
     return
   created = _missing_dirs(data_dir)
   downloaded = []
+  done = False
   try:
     try:
       if not os.path.isdir(data_dir):
         os.makedirs(data_dir)
     except OSError as e:
       raise DownloadError('cannot create the directory: %s' % e.strerror)
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+      # os.access sees a read-only file system even for root.
+      raise UserError(
+          '--data_dir=%s has no %s/ and the directory cannot be written, so '
+          'the data cannot be downloaded there: put %s/ there by hand, or '
+          'choose another --data_dir' % (data_dir, ds.batches_dir,
+                                         ds.batches_dir))
     if ds.idx:
-      _fetch_idx(data_dir, urls, ds, downloaded)
+      _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs)
     else:
       tarball = os.path.join(data_dir, ds.tarball)
       if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
-        tarball = _download(url, data_dir, expected_md5, ds.tarball)
+        tarball = _download(url, data_dir, expected_md5, ds.tarball,
+                            deadline_secs)
         downloaded.append(tarball)
       _extract(tarball, data_dir, ds)
-  except DataError as e:
-    # A failed attempt leaves the disk as it was: a tarball that cannot be
-    # unpacked would only make the next attempt fail without downloading.
-    for path in downloaded:
-      os.remove(path)
-    for path in created:
-      try:
-        os.rmdir(path)
-      except OSError:
-        pass  # not empty, or never made: not ours to remove
+    done = True
+  except _ChecksumError as e:
+    raise DownloadError(
+        '--data_dir=%s has no %s/ and it could not be fetched from %s (%s): '
+        'the server did not send the genuine %s; check --data_url (or $%s), '
+        'or get a trusted copy by hand and unpack it into %s, which skips '
+        'the download' % (data_dir, ds.batches_dir, ' or '.join(urls or [url]),
+                          e, ds.tarball, URL_VARIABLE, data_dir))
+  except DownloadError as e:
     if ds.idx:
       raise DownloadError(
           '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
@@ -214,8 +274,20 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
              ', '.join(ds.md5), data_dir))
     raise DownloadError(
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
-        'download that file by hand and unpack it into %s'
+        'download it by hand and unpack it into %s'
         % (data_dir, ds.batches_dir, url, e, data_dir))
+  finally:
+    if not done:
+      # A failed attempt leaves the disk as it was: a tarball that cannot be
+      # unpacked would only make the next attempt fail without downloading.
+      for path in downloaded:
+        if os.path.exists(path):
+          os.remove(path)
+      for path in created:
+        try:
+          os.rmdir(path)
+        except OSError:
+          pass  # not empty, or never made: not ours to remove
 
 
 def _missing_dirs(path):

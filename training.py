@@ -20,13 +20,18 @@ import glob
 import os
 import shutil
 import signal
+import sys
+import threading
 import time
 
 import checkpoints
 from compat import tf
 from errors import UserError
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A closed terminal (SIGHUP) stops training as kill does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# How long a step may wait for its input before training gives up.
+INPUT_TIMEOUT_SECS = 600
 # In --train_dir, locked by the trainer that writes there, with its PID.
 LOCK_FILE = 'train.lock'
 _held_locks = {}   # realpath of a train dir: file descriptor of its lock
@@ -34,11 +39,16 @@ _held_locks = {}   # realpath of a train dir: file descriptor of its lock
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
     'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
-    'save_checkpoint_steps', 'save_summaries_steps'])):
+    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs'])):
   """Where the loop writes, how long it runs, how often it logs and saves.
 
   save_checkpoint_steps, when set, replaces save_checkpoint_secs.
+  input_timeout_secs bounds each step of a local trainer: a step that gets
+  no input for that long ends training with an error.
   """
+
+
+LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS,)
 
 
 class _LoggerHook(tf.train.SessionRunHook):
@@ -104,25 +114,83 @@ class _LoggerHook(tf.train.SessionRunHook):
 
 
 class _StopOnSignalHook(tf.train.SessionRunHook):
-  """Turns SIGINT and SIGTERM into a clean stop after the current step.
+  """Turns SIGINT, SIGTERM and SIGHUP into a clean stop after the current step.
 
   The session then closes normally, and its checkpoint saver writes a final
-  checkpoint at the step reached.
+  checkpoint at the step reached. Python runs a signal handler only once
+  the main thread's step returns, and a step waiting on an empty input
+  queue never does; so a thread, woken through signal.set_wakeup_fd, also
+  asks the session's coordinator to stop, which closes the input queues
+  (each queue runner cancels its queue then): a step that has its batch
+  finishes as usual, one still waiting for it ends with OutOfRangeError,
+  which the session takes as a clean stop. A second signal while stopping
+  ends the process at once.
   """
 
   def __init__(self):
     self.signal_name = None
     self._previous = {}
+    self._previous_wakeup_fd = -1
+    self._coord = None
+    self._cancelled = False
+    self._wakeup = None
+
+  def after_create_session(self, session, coord):
+    del session
+    self._coord = coord
+    if self.signal_name:
+      self._cancel_inputs()  # it came while the session was being created
 
   def _handle(self, signum, frame):
     del frame
-    self.signal_name = signal.Signals(signum).name
+    self.signal_name = self.signal_name or signal.Signals(signum).name
+
+  def _cancel_inputs(self):
+    if self._cancelled:
+      return
+    self._cancelled = True
+    self._coord.request_stop()
+
+  def _watch(self, read_fd):
+    """Runs in a thread: closes the input queues on the first stop signal."""
+    numbers = [int(sig) for sig in STOP_SIGNALS]
+    try:
+      while True:
+        data = os.read(read_fd, 1)
+        if not data:
+          return  # uninstall() closed the pipe
+        if data[0] not in numbers:
+          continue
+        name = signal.Signals(data[0]).name
+        if self._cancelled:
+          sys.stderr.write('%s: error: %s again while stopping: stopped at '
+                           'once, without a final checkpoint\n'
+                           % (os.path.basename(sys.argv[0]), name))
+          sys.stderr.flush()
+          os._exit(128 + data[0])  # pylint: disable=protected-access
+        self.signal_name = self.signal_name or name
+        if self._coord is not None:
+          self._cancel_inputs()
+    finally:
+      os.close(read_fd)
 
   def install(self):
     for sig in STOP_SIGNALS:
       self._previous[sig] = signal.signal(sig, self._handle)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    self._wakeup = write_fd
+    self._previous_wakeup_fd = signal.set_wakeup_fd(write_fd)
+    watcher = threading.Thread(target=self._watch, args=(read_fd,),
+                               name='stop-on-signal')
+    watcher.daemon = True
+    watcher.start()
 
   def uninstall(self):
+    signal.set_wakeup_fd(self._previous_wakeup_fd)
+    if self._wakeup is not None:
+      os.close(self._wakeup)
+      self._wakeup = None
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
 
@@ -472,14 +540,26 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
         **session_kwargs) as mon_sess:
       # StopAtStepHook only checks after a step, so a directory already at
       # max_steps (or max_steps=0) would otherwise train one step more.
+      # A local step waits for its input at most input_timeout_secs; in a
+      # cluster the trainer bounds its steps itself.
+      run_options = (None if master else tf.RunOptions(
+          timeout_in_ms=int(options.input_timeout_secs * 1000)))
       if logger.step < options.max_steps:
         while not mon_sess.should_stop():
-          mon_sess.run(train_op)
+          mon_sess.run(train_op, options=run_options)
   except tf.train.NanLossDuringTrainingError:
     raise UserError(
         'loss is NaN at step %s (loss = %s); training stopped, the last '
         'checkpoint in %s is kept' % (logger.step, logger.loss,
                                       options.train_dir))
+  except tf.errors.DeadlineExceededError:
+    if master:
+      raise
+    raise UserError(
+        'no training step finished within %d s (--input_timeout_secs) after '
+        'step %s: the input produced nothing (are the training files still '
+        'there and non-empty?); the last checkpoint in %s is kept'
+        % (options.input_timeout_secs, logger.step, options.train_dir))
   except tf.errors.InvalidArgumentError as e:
     # A NaN reaching a histogram summary fails its step before the loss check.
     if 'Nan in summary histogram' not in e.message:

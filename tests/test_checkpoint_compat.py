@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, run_script, write_dataset
+from conftest import REPO, run_script
+from fakes import write_dataset
 from test_checkpoint_state import classify, evaluate, image, one_error_line
 
 FAST = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05',

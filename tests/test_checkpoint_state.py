@@ -16,7 +16,8 @@ import zlib
 
 import pytest
 
-from conftest import REPO, run_script, write_dataset
+from conftest import REPO, run_script
+from fakes import write_dataset
 
 TRAIN = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05',
          '--save_checkpoint_steps', '10']

@@ -20,7 +20,8 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from conftest import make_records, run_script, write_dataset
+from conftest import run_script
+from fakes import make_records, write_dataset
 import download
 from errors import DownloadError
 

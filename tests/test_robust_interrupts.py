@@ -17,7 +17,8 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from conftest import REPO, write_dataset
+from conftest import REPO
+from fakes import write_dataset
 
 TRAIN_ARGS = ['--batch_size', '16', '--min_fraction_of_examples_in_queue',
               '0.05', '--max_steps', '100000', '--log_frequency', '10']

@@ -10,6 +10,7 @@ from __future__ import print_function
 
 from compat import tf
 from errors import UserError
+import models
 
 
 def read_checkpoint(path):
@@ -38,8 +39,9 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True):
   variables_to_restore), raw_vars the weights' own names. With moving_average
   the averages are restored, or the raw weights with a warning when the
   checkpoint holds no averages; without it, the raw weights. Raises UserError
-  when the checkpoint cannot be read, and naming the first variable it lacks
-  or holds in another shape.
+  when the checkpoint cannot be read, when it holds another network than
+  the graph (naming both), and naming the first variable it lacks or holds
+  in another shape.
   """
   shapes = read_checkpoint(checkpoint)
   var_list = shadow_vars if moving_average else raw_vars
@@ -48,7 +50,8 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True):
       print('Warning: %s holds no moving averages; using the raw weights.'
             % checkpoint, flush=True)
       var_list = raw_vars
-  hint = (' (was it trained with other --norm, --top_layers, --dataset or '
+  _check_same_network(checkpoint, shapes, var_list)
+  hint = (' (was it trained with other --model, --norm, --top_layers, --dataset or '
           '--optimizer, or by another training script?)')
   for name, var in sorted(var_list.items()):
     if name not in shapes:
@@ -60,3 +63,13 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True):
           'there, %s in the model%s' % (checkpoint, name, list(shapes[name]),
                                         var.shape.as_list(), hint))
   return var_list
+
+
+def _check_same_network(checkpoint, shapes, var_list):
+  """Raises UserError when checkpoint holds another network than var_list's."""
+  theirs = models.identify(shapes)
+  ours = models.identify({var.op.name: var.shape.as_list()
+                          for var in var_list.values()})
+  if theirs and ours and theirs != ours:
+    raise UserError('checkpoint %s holds a --model=%s network, not this '
+                    '--model=%s one' % (checkpoint, theirs, ours))

@@ -11,9 +11,12 @@ stride of 4 would leave 6x6 after conv1 alone, so conv1 is 5x5 with stride 1
 (5x5: the widest that still sees a whole small feature of a 24-pixel image,
 as the tutorial's conv1); the three poolings are kept and end at 3x3. All
 else is the slide's: widths, LRN (the paper's k=2, n=5, alpha=1e-4, beta=0.75),
-ReLU, dropout 0.5, Gaussian weights of stddev 0.01, biases of 1 in conv2,
-conv4, conv5 and the hidden fully connected layers (0 elsewhere), as the
-paper. Convolutions are SAME-padded (the slide's pad 2 for 5x5 and pad 1
+ReLU, dropout 0.5, Gaussian weights of stddev 0.01. The paper starts the
+biases of conv2, conv4, conv5 and the hidden fully connected layers at 1;
+then each of fc7's 4096 units outputs about 1, and the first updates of fc8
+overshoot (the loss went from 2.9 to 49 in five steps of the slide's recipe
+on a fixed batch): those biases start at 0.1 instead, as in Caffe's
+reference AlexNet (0 elsewhere, as the paper). Convolutions are SAME-padded (the slide's pad 2 for 5x5 and pad 1
 for 3x3); poolings too, so 3 -> 2 never rounds a row away.
 """
 from __future__ import absolute_import
@@ -34,6 +37,7 @@ WEIGHT_DECAY = 5e-4
 SIGNATURES = {'alexnet': ('conv1/weights', [5, 5, 3, 96])}
 
 WEIGHT_STDDEV = 0.01
+BIAS = 0.1                        # of conv2, conv4, conv5, fc6 and fc7
 DROPOUT_KEEP_PROB = 0.5
 FC_UNITS = 4096
 LRN_DEPTH_RADIUS = 2              # n = 5 channels
@@ -55,15 +59,15 @@ def inference(images, num_classes, train=True):
 
   x = conv(images, 'conv1', 96, 5, 0.0)
   x = _lrn(layers.max_pool(x, 'pool1', 3, 2), 'norm1')
-  x = conv(x, 'conv2', 256, 5, 1.0)
+  x = conv(x, 'conv2', 256, 5, BIAS)
   x = _lrn(layers.max_pool(x, 'pool2', 3, 2), 'norm2')
   x = conv(x, 'conv3', 384, 3, 0.0)
-  x = conv(x, 'conv4', 384, 3, 1.0)
-  x = conv(x, 'conv5', 256, 3, 1.0)
+  x = conv(x, 'conv4', 384, 3, BIAS)
+  x = conv(x, 'conv5', 256, 3, BIAS)
   x = layers.flatten(layers.max_pool(x, 'pool5', 3, 2))
   for name in ('fc6', 'fc7'):
     x = layers.fully_connected(x, name, FC_UNITS, WEIGHT_DECAY,
-                               stddev=WEIGHT_STDDEV, bias=1.0)
+                               stddev=WEIGHT_STDDEV, bias=BIAS)
     x = layers.dropout(x, DROPOUT_KEEP_PROB, train, name + '_dropout')
   return layers.fully_connected(x, 'fc8', num_classes, WEIGHT_DECAY,
                                 stddev=WEIGHT_STDDEV, relu=False)

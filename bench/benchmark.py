@@ -78,6 +78,9 @@ def parse_args(argv):
   parser.add_argument('--repo', default=REPO,
                       help='the checkout whose scripts are measured (default: '
                       'this one), e.g. an older one to compare with')
+  parser.add_argument('--model', default='tutorial',
+                      help='the network every row trains and evaluates '
+                      '(--model of the scripts; default: the tutorial\'s)')
   parser.add_argument('--script_args', default='',
                       help='extra flags for every script run, e.g. "--xla"')
   parser.add_argument('--label', default='',
@@ -176,14 +179,16 @@ def first_step_seconds(train_dir, launch_wall_time):
 # --- the workers: the same graph fed from memory, and the evaluator ------------
 
 def memory_worker(args):
-  """Trains the tutorial's graph on one batch held in variables; logs rates."""
+  """Trains --model's graph on one batch held in variables; logs rates."""
   from absl import flags
   import numpy as np
   sys.path.insert(0, args.repo)
   import cifar10
   from cifar10 import tf
-  import cifar10_train
-  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size] + args.rest)
+  import cifar10_train  # pylint: disable=unused-import (defines its flags)
+  import cli
+  flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
+               '--model=%s' % args.model] + args.rest)
   batch = args.batch_size
   rng = np.random.RandomState(0)
   with tf.Graph().as_default():
@@ -193,11 +198,11 @@ def memory_worker(args):
         trainable=False, name='fed_images')
     labels = tf.Variable(rng.randint(0, 10, size=[batch]).astype(np.int32),
                          trainable=False, name='fed_labels')
-    logits = cifar10.inference(images)
+    logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
-    train_op = cifar10.train(total_loss, global_step, args.train_records)
-    config = (cifar10_train.session_config() if args.session == 'train'
-              else None)
+    train_op = cifar10.train(total_loss, global_step, args.train_records,
+                             batch, cli.recipe())
+    config = cli.session_config() if args.session == 'train' else None
     with tf.Session(config=config) as sess:
       sess.run(tf.global_variables_initializer())
       start = time.time()
@@ -218,11 +223,13 @@ def eval_worker(args):
   sys.path.insert(0, args.repo)
   from cifar10 import tf
   import cifar10_eval
-  import cifar10_input
+  import cli
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
-               '--data_dir=%s' % args.data_dir] + args.rest)
-  filenames = cifar10_input.data_files(args.data_dir, True)
-  evaluator = cifar10_eval.Evaluator(filenames, EVAL_EXAMPLES)
+               '--data_dir=%s' % args.data_dir,
+               '--model=%s' % args.model] + args.rest)
+  evaluator = cifar10_eval.Evaluator(
+      cli.data_split('test'), EVAL_EXAMPLES, batch_size=args.batch_size,
+      model_options=cli.model_options(train=False))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):
@@ -238,14 +245,15 @@ def eval_worker(args):
 def script_cmd(args, script, train_dir, extra=()):
   return ([sys.executable, os.path.join(args.repo, script),
            '--data_dir=%s' % args.data_dir, '--train_dir=%s' % train_dir,
-           '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size]
+           '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size,
+           '--model=%s' % args.model]
           + list(extra) + shlex.split(args.script_args))
 
 
 def worker_cmd(args, worker, extra=()):
   return ([sys.executable, os.path.abspath(__file__), '--worker', worker,
            '--repo', args.repo, '--batch_size=%d' % args.batch_size,
-           '--steps=%d' % args.steps,
+           '--steps=%d' % args.steps, '--model=%s' % args.model,
            '--train_records=%d' % args.train_records]
           + list(extra) + shlex.split(args.script_args))
 
@@ -331,9 +339,9 @@ def runtime_description(args):
 def thread_settings(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
           'from absl import flags\n'
-          'import cifar10_train, cifar10_input\n'
+          'import cli, cifar10_train, cifar10_input\n'
           'flags.FLAGS(["x"] + %r)\n'
-          'c = cifar10_train.session_config()\n'
+          'c = cli.session_config()\n'
           'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'

@@ -4,6 +4,8 @@ Parameter counts are checked against counts computed here from each
 network's layer list as written below (the slide's widths with the CIFAR
 adaptations of docs/networks.md), not from the code under test.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -133,10 +135,9 @@ def test_output_shape_and_parameter_count(name):
       assert len(tf.get_collection('losses')) == len(decayed) > 0
       assert models.identify({v.op.name: v.shape.as_list()
                               for v in tf.global_variables()}) == name
+      # tf.nn.dropout's ops, under the name scope fc6_dropout/, dropout/...
       dropouts = [op for op in tf.get_default_graph().get_operations()
-                  if 'dropout' in op.type.lower() or
-                  op.name.endswith('_dropout/Mul') or
-                  '/dropout/' in op.name or op.name.startswith('dropout/')]
+                  if re.match(r'(\w+_)?dropout/', op.name)]
       if train and name in WITH_DROPOUT:
         assert dropouts, name
       else:

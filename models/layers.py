@@ -1,5 +1,7 @@
 """Layer helpers shared by every network: variables, weight decay, batch
-normalization, locally connected layers and summaries with exact tags.
+normalization, locally connected layers and summaries with exact tags, and
+the building blocks of the networks in models/ (convolution with biases or
+with batch normalization, fully connected, pooling, dropout).
 
 Variables live on the CPU, so that the towers of the multi-GPU trainer share
 one copy; a weight-decay term joins the `losses` collection, which

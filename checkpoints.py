@@ -24,6 +24,7 @@ from google.protobuf import text_format
 
 from compat import tf
 from errors import UserError
+import models
 
 STATE_FILE = 'checkpoint'   # TensorFlow's name for a directory's state file
 _INDEX_SUFFIX = '.index'
@@ -265,8 +266,9 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True,
   variables_to_restore), raw_vars the weights' own names. With moving_average
   the averages are restored, or the raw weights with a warning when the
   checkpoint holds no averages; without it, the raw weights. Raises UserError
-  when the checkpoint cannot be read, and naming the first variable it lacks
-  or holds in another shape, or (unless cast: see restore) another dtype.
+  when the checkpoint cannot be read, when it holds another network than
+  the graph (naming both), and naming the first variable it lacks or holds
+  in another shape, or (unless cast: see restore) another dtype.
   """
   shapes, dtypes = _read(checkpoint)
   var_list = shadow_vars if moving_average else raw_vars
@@ -275,6 +277,7 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True,
       print('Warning: %s holds no moving averages; using the raw weights.'
             % checkpoint, flush=True)
       var_list = raw_vars
+  _check_same_network(checkpoint, shapes, var_list)
   # A dtype that differs is checked first: it says more than the variables
   # that such a checkpoint (the original's multi-GPU trainer's) also lacks.
   for name, var in sorted(var_list.items()):
@@ -285,8 +288,8 @@ def checkpoint_var_list(checkpoint, shadow_vars, raw_vars, moving_average=True,
           '%s in the model%s' % (checkpoint, name, tf.as_dtype(dtypes[name]).name,
                                  var.dtype.base_dtype.name,
                                  _dtype_hint(name, tf.as_dtype(dtypes[name]))))
-  hint = (' (was it trained with other --norm, --top_layers, --dataset or '
-          '--optimizer, or by another training script?)')
+  hint = (' (was it trained with other --model, --norm, --top_layers, '
+          '--dataset or --optimizer, or by another training script?)')
   for name, var in sorted(var_list.items()):
     if name not in shapes:
       raise UserError('checkpoint %s does not fit this model: it has no '
@@ -319,3 +322,13 @@ def restore(session, checkpoint, var_list):
     raise UserError('checkpoint %s is unreadable: %s'
                     % (checkpoint, message.strip().splitlines()[0]))
   session.run([var.initializer for var in var_list.values()], feed)
+
+
+def _check_same_network(checkpoint, shapes, var_list):
+  """Raises UserError when checkpoint holds another network than var_list's."""
+  theirs = models.identify(shapes)
+  ours = models.identify({var.op.name: var.shape.as_list()
+                          for var in var_list.values()})
+  if theirs and ours and theirs != ours:
+    raise UserError('checkpoint %s holds a --model=%s network, not this '
+                    '--model=%s one' % (checkpoint, theirs, ours))

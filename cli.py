@@ -142,7 +142,11 @@ _GROUPS = {
     ],
     'model': [
         ('enum', 'model', cifar10.MODEL,
-         'The network: the tutorial\'s, or one of models/.',
+         'The network: the tutorial\'s, or one of models/ (see '
+         'docs/networks.md), each adapted to 24x24 crops; each brings its own '
+         'training recipe (--optimizer, --learning_rate, ...), which any of '
+         'those flags given overrides. --norm, --top_layers and '
+         '--dropout_keep_prob shape the tutorial\'s network only.',
          {'enum_values': [cifar10.MODEL] + sorted(models.NETWORKS)}),
         ('boolean', 'use_fp16', False, 'Train the model using fp16.', {}),
         ('enum', 'norm', cifar10.NORM,
@@ -192,22 +196,26 @@ _GROUPS = {
         ('float', 'dropout_keep_prob', cifar10.DROPOUT_KEEP_PROB,
          'Probability of keeping a unit of local3 and local4 in training; '
          '1.0 means no dropout.', {'lower_bound': 1e-6, 'upper_bound': 1.0}),
-        ('enum', 'optimizer', cifar10.OPTIMIZER,
-         'Training algorithm; "sgd" is the tutorial\'s plain gradient '
-         'descent.', {'enum_values': list(cifar10.OPTIMIZERS)}),
-        ('float', 'learning_rate', cifar10.INITIAL_LEARNING_RATE,
-         'Initial learning rate (adam and rmsprop usually want about '
-         '0.001).', {'lower_bound': 0.0}),
-        ('float', 'momentum', cifar10.MOMENTUM,
-         'Momentum of --optimizer=momentum and nesterov.',
+        ('enum', 'optimizer', None,
+         'Training algorithm (default: the --model\'s recipe; "sgd", plain '
+         'gradient descent, for the tutorial\'s).',
+         {'enum_values': list(cifar10.OPTIMIZERS)}),
+        ('float', 'learning_rate', None,
+         'Initial learning rate (default: the --model\'s recipe; %s for the '
+         'tutorial\'s; adam and rmsprop usually want about 0.001).'
+         % cifar10.INITIAL_LEARNING_RATE, {'lower_bound': 0.0}),
+        ('float', 'momentum', None,
+         'Momentum of --optimizer=momentum and nesterov (default: the '
+         '--model\'s recipe; %s for the tutorial\'s).' % cifar10.MOMENTUM,
          {'lower_bound': 0.0}),
-        ('float', 'num_epochs_per_decay', cifar10.NUM_EPOCHS_PER_DECAY,
-         'Epochs after which the learning rate decays.',
-         {'lower_bound': 1e-6}),
-        ('float', 'learning_rate_decay_factor',
-         cifar10.LEARNING_RATE_DECAY_FACTOR,
-         'Factor applied to the learning rate at each decay.',
-         {'lower_bound': 0.0}),
+        ('float', 'num_epochs_per_decay', None,
+         'Epochs after which the learning rate decays (default: the '
+         '--model\'s recipe; %s for the tutorial\'s).'
+         % cifar10.NUM_EPOCHS_PER_DECAY, {'lower_bound': 1e-6}),
+        ('float', 'learning_rate_decay_factor', None,
+         'Factor applied to the learning rate at each decay (default: the '
+         '--model\'s recipe; %s for the tutorial\'s).'
+         % cifar10.LEARNING_RATE_DECAY_FACTOR, {'lower_bound': 0.0}),
     ],
     'checkpoint': [
         ('string', 'checkpoint_dir', '/tmp/cifar10_train',
@@ -379,7 +387,17 @@ def distorted_inputs(split, batch_size, mean=None):
 
 
 def model_options(train=True):
-  """inference()'s keyword arguments from the model flags."""
+  """inference()'s keyword arguments from the model flags.
+
+  Raises UserError when a flag shaping the tutorial's network is given with
+  another --model, which would ignore it.
+  """
+  if FLAGS.model != cifar10.MODEL:
+    given = [name for name in ('norm', 'top_layers', 'dropout_keep_prob')
+             if name in FLAGS and FLAGS[name].present]
+    if given:
+      raise UserError('--%s shapes the tutorial\'s network only, not '
+                      '--model=%s' % (given[0], FLAGS.model))
   options = dict(model=FLAGS.model, norm=FLAGS.norm,
                  top_layers=FLAGS.top_layers,
                  num_classes=dataset().num_classes)
@@ -389,10 +407,18 @@ def model_options(train=True):
 
 
 def recipe():
-  """The cifar10.Recipe of the training flags."""
-  return cifar10.Recipe(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum,
-                        FLAGS.num_epochs_per_decay,
-                        FLAGS.learning_rate_decay_factor)
+  """The cifar10.Recipe of --model, with the training flags given instead.
+
+  The tutorial's is cifar10.TUTORIAL_RECIPE; another network's is its
+  module's (models.recipe), or the tutorial's where it has none.
+  """
+  base = cifar10.TUTORIAL_RECIPE._asdict()
+  if FLAGS.model != cifar10.MODEL:
+    base.update(models.recipe(FLAGS.model) or {})
+  for field in cifar10.Recipe._fields:
+    if getattr(FLAGS, field) is not None:
+      base[field] = getattr(FLAGS, field)
+  return cifar10.Recipe(**base)
 
 
 def schedule():

@@ -96,6 +96,9 @@ def parse_args(argv):
   parser.add_argument('--repo', default=REPO,
                       help='the checkout whose scripts are measured (default: '
                       'this one), e.g. an older one to compare with')
+  parser.add_argument('--model', default='tutorial',
+                      help='the network every row trains and evaluates '
+                      '(--model of the scripts; default: the tutorial\'s)')
   parser.add_argument('--script_args', default='',
                       help='extra flags for every script run, e.g. "--xla"')
   parser.add_argument('--precision', default=['float32'],
@@ -201,14 +204,15 @@ def first_step_seconds(train_dir, launch_wall_time):
 def script_cmd(args, script, train_dir, extra=()):
   return ([sys.executable, os.path.join(args.repo, script),
            '--data_dir=%s' % args.data_dir, '--train_dir=%s' % train_dir,
-           '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size]
+           '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size,
+           '--model=%s' % args.model]
           + list(extra) + shlex.split(args.script_args))
 
 
 def worker_cmd(args, worker, extra=()):
   return ([sys.executable, os.path.abspath(__file__), '--worker', worker,
            '--repo', args.repo, '--batch_size=%d' % args.batch_size,
-           '--steps=%d' % args.steps,
+           '--steps=%d' % args.steps, '--model=%s' % args.model,
            '--train_records=%d' % args.train_records]
           + list(extra) + shlex.split(args.script_args))
 

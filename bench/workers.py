@@ -33,10 +33,11 @@ def _worker_flags(args, *groups):
   sys.path.insert(0, args.repo)
   import cli
   cli.define_flags(*groups)
-  # benchmark.py's own options took --batch_size and --precision.
+  # benchmark.py's own options took --batch_size, --precision and --model.
   (precision,) = args.precision
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
-               '--precision=' + precision] + args.rest)
+               '--precision=' + precision, '--model=' + args.model]
+              + args.rest)
   return cli
 
 

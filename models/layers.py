@@ -1,5 +1,7 @@
 """Layer helpers shared by every network: variables, weight decay, batch
-normalization, locally connected layers and summaries with exact tags.
+normalization, locally connected layers and summaries with exact tags, and
+the building blocks of the networks in models/ (convolution with biases or
+with batch normalization, fully connected, pooling, dropout).
 
 Variables live on the CPU, so that the towers of the multi-GPU trainer share
 one copy; a weight-decay term joins the `losses` collection, which
@@ -125,3 +127,94 @@ def flatten(x):
   for dim in x.shape.as_list()[1:]:
     flat_size *= dim
   return tf.reshape(x, [-1, flat_size])
+
+
+# --- Building blocks of the networks in models/ -------------------------------
+
+def he_stddev(shape):
+  """He et al.'s sqrt(2 / fan_in) for weights shaped [..., fan_in, out]."""
+  fan_in = 1
+  for dim in shape[:-1]:
+    fan_in *= dim
+  return (2.0 / fan_in) ** 0.5
+
+
+def weights(shape, wd, dtype, stddev=None):
+  """A `weights` variable, Gaussian (He's stddev unless given), decayed by wd.
+
+  A plain Gaussian, not a truncated one: He's stddev is derived for it.
+  """
+  stddev = he_stddev(shape) if stddev is None else stddev
+  var = variable_on_cpu('weights', shape,
+                        tf.random_normal_initializer(stddev=stddev), dtype)
+  if wd:
+    tf.add_to_collection('losses', tf.multiply(tf.nn.l2_loss(var), wd,
+                                               name='weight_loss'))
+  return var
+
+
+def biases(units, value, dtype):
+  return variable_on_cpu('biases', [units], tf.constant_initializer(value),
+                         dtype)
+
+
+def conv(x, name, filters, size, wd, stride=1, stddev=None, bias=0.0,
+         relu=True, summary=True):
+  """A SAME-padded size x size convolution with biases, then ReLU."""
+  with tf.variable_scope(name):
+    kernel = weights([size, size, x.shape.as_list()[-1], filters], wd,
+                     x.dtype, stddev)
+    out = tf.nn.conv2d(x, kernel, [1, stride, stride, 1], padding='SAME')
+    out = tf.nn.bias_add(out, biases(filters, bias, x.dtype))
+    if relu:
+      out = tf.nn.relu(out, name=name)
+  if summary:
+    activation_summary(out, name)
+  return out
+
+
+def conv_bn(x, name, filters, size, wd, train, stride=1, relu=True):
+  """Convolution (He's init, no biases), batch normalization, then ReLU.
+
+  Batch normalization's offset does the biases' work.
+  """
+  with tf.variable_scope(name):
+    kernel = weights([size, size, x.shape.as_list()[-1], filters], wd,
+                     x.dtype)
+    out = tf.nn.conv2d(x, kernel, [1, stride, stride, 1], padding='SAME')
+    out = batch_norm(out, [0, 1, 2], train, x.dtype)
+    if relu:
+      out = tf.nn.relu(out)
+  return out
+
+
+def fully_connected(x, name, units, wd, stddev=None, bias=0.0, relu=True,
+                    summary=True):
+  """x [batch, n] times weights [n, units], plus biases, then ReLU."""
+  with tf.variable_scope(name):
+    w = weights([x.shape.as_list()[1], units], wd, x.dtype, stddev)
+    out = tf.add(tf.matmul(x, w), biases(units, bias, x.dtype),
+                 name=None if relu else name)
+    if relu:
+      out = tf.nn.relu(out, name=name)
+  if summary:
+    activation_summary(out, name)
+  return out
+
+
+def max_pool(x, name, size, stride, padding='SAME'):
+  return tf.nn.max_pool(x, ksize=[1, size, size, 1],
+                        strides=[1, stride, stride, 1], padding=padding,
+                        name=name)
+
+
+def global_average_pool(x, name):
+  """[batch, height, width, channels] -> [batch, channels]."""
+  return tf.reduce_mean(x, [1, 2], name=name)
+
+
+def dropout(x, keep_prob, train, name):
+  """Dropout in training only: evaluation sees every unit."""
+  if train and keep_prob < 1.0:
+    return tf.nn.dropout(x, rate=1.0 - keep_prob, name=name)
+  return x

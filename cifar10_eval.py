@@ -224,6 +224,24 @@ def evaluate_ensemble(evaluator, paths):
   return correct, len(labels)
 
 
+def _still_being_written(resolution, unreadable_once):
+  """Whether a watcher should look again before reading resolution's pick.
+
+  A checkpoint that the state file does not name may be a save still being
+  written beside the evaluator (the first save has no state file yet): the
+  first time it does not read, the watcher looks again at its next look;
+  the second time, the evaluation reports it unreadable.
+  """
+  if (FLAGS.run_once or not resolution.note or
+      resolution.path == unreadable_once):
+    return False
+  try:
+    checkpoints.read_checkpoint(resolution.path)
+  except UserError:
+    return True
+  return False
+
+
 def evaluate(split):
   """Evaluates the latest checkpoint once, or each new one as it appears."""
   evaluator = Evaluator(split, min(FLAGS.num_examples, split.num_examples),
@@ -244,14 +262,11 @@ def evaluate(split):
   writer = tf.summary.FileWriter(FLAGS.eval_dir, evaluator.graph)
   last_evaluated = None
   said_waiting = said_next = False
-  last_note = None
+  last_note = unreadable_once = None
   try:
     while True:
       resolution = checkpoints.resolve(FLAGS.checkpoint_dir)
       checkpoint = resolution.path
-      if resolution.note and resolution.note != last_note:
-        print('Note: %s' % resolution.note, flush=True)
-      last_note = resolution.note
       if checkpoint is None:
         message = 'No checkpoint file found in --checkpoint_dir=%s%s' % (
             FLAGS.checkpoint_dir,
@@ -261,7 +276,11 @@ def evaluate(split):
         if not said_waiting:
           print(message + '; waiting for one.', flush=True)
           said_waiting = True
-      elif checkpoint != last_evaluated:
+      elif checkpoint != last_evaluated and not _still_being_written(
+          resolution, unreadable_once):
+        if resolution.note and resolution.note != last_note:
+          print('Note: %s' % resolution.note, flush=True)
+        last_note = resolution.note
         last_evaluated = checkpoint
         try:
           evaluator.evaluate(checkpoint, writer)
@@ -269,6 +288,8 @@ def evaluate(split):
           if FLAGS.run_once:
             raise
           print('Skipping: %s' % e, flush=True)
+      elif checkpoint != last_evaluated:
+        unreadable_once = checkpoint
       if FLAGS.run_once:
         return
       if not said_next:

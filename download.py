@@ -172,7 +172,7 @@ def _download_any(urls, dest_dir, expected_md5, name, deadline_secs):
       return _download(base.rstrip('/') + '/' + name, dest_dir, expected_md5,
                        name, deadline_secs)
     except DownloadError as e:
-      problems.append(str(e))
+      problems.append('%s: %s' % (name, e))
   raise DownloadError('; '.join(problems))
 
 

@@ -32,8 +32,8 @@ from errors import UserError
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How long a step may wait for its input before training gives up.
 INPUT_TIMEOUT_SECS = 600
-# In --train_dir, locked by the trainer that writes there, with its PID.
-LOCK_FILE = 'train.lock'
+# Where Linux lists the file locks and the processes holding them.
+LOCKS_TABLE = '/proc/locks'
 _held_locks = {}   # realpath of a train dir: file descriptor of its lock
 
 
@@ -245,33 +245,46 @@ def prepare_train_dir(train_dir):
 def lock_train_dir(train_dir):
   """Locks train_dir for this process, or raises UserError naming the holder.
 
-  An OS lock (flock) on LOCK_FILE, held until the process ends, so that a
-  killed trainer never leaves a stale lock behind. Evaluators do not lock.
+  An OS lock (flock) on the directory itself, held until the process ends:
+  a killed trainer never leaves a stale lock behind, and no file is written
+  (a refused start changes nothing). Evaluators do not lock.
   """
   key = os.path.realpath(train_dir)
   if key in _held_locks:
     return
-  path = os.path.join(train_dir, LOCK_FILE)
   try:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(train_dir, os.O_RDONLY)
   except OSError as e:
-    raise UserError('--train_dir=%s: cannot open its lock file %s: %s'
-                    % (train_dir, path, e.strerror))
+    raise UserError('--train_dir=%s: cannot open it: %s'
+                    % (train_dir, e.strerror))
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError as e:
-    holder = os.read(fd, 32).decode('ascii', 'replace').strip()
     os.close(fd)
     if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-      raise UserError('--train_dir=%s: cannot lock %s: %s'
-                      % (train_dir, path, e.strerror))
+      raise UserError('--train_dir=%s: cannot lock it: %s'
+                      % (train_dir, e.strerror))
     raise UserError(
-        '--train_dir=%s: another trainer (process %s) is training there and '
-        'holds %s; wait for it to stop, or use another --train_dir'
-        % (train_dir, holder or 'unknown', path))
-  os.ftruncate(fd, 0)
-  os.write(fd, ('%d\n' % os.getpid()).encode('ascii'))
+        '--train_dir=%s: another trainer (process %s) is training there; '
+        'wait for it to stop, or use another --train_dir'
+        % (train_dir, _lock_holder(train_dir) or 'unknown'))
   _held_locks[key] = fd
+
+
+def _lock_holder(path):
+  """The PID holding a flock on path, from Linux's /proc/locks, or None."""
+  inode = os.stat(path).st_ino
+  try:
+    with open(LOCKS_TABLE) as f:
+      for line in f:
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+        fields = line.split()
+        if (len(fields) > 5 and fields[1] == 'FLOCK' and
+            fields[5].rsplit(':', 1)[-1] == str(inode)):
+          return fields[4]
+  except (IOError, OSError):
+    pass
+  return None
 
 
 def unlock_train_dir(train_dir):

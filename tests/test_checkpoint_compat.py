@@ -72,9 +72,8 @@ def python(code, *args):
 def digests(directory):
   out = {}
   for name in sorted(os.listdir(directory)):
-    if name != 'train.lock':
-      with open(os.path.join(directory, name), 'rb') as f:
-        out[name] = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(directory, name), 'rb') as f:
+      out[name] = hashlib.sha256(f.read()).hexdigest()
   return out
 
 

@@ -22,7 +22,7 @@ MEAN = 'preprocessing/mean'
 
 def test_compute_mean_of_training_split(tmp_path):
   written = write_dataset(tmp_path / 'data')
-  pixels = np.concatenate([p for _, p in written['train']]).astype(np.float64)
+  pixels = np.concatenate([r.pixels for r in written['train']]).astype(np.float64)
   # 300 records; the last 50 are held out for validation.
   split = datasets.split(str(tmp_path / 'data'), 'train',
                          validation_examples=50)
@@ -42,8 +42,8 @@ def test_eval_images_subtracts_the_mean(tmp_path):
   channels = np.array([100., 120., 140.], np.float32)
   with tf.Graph().as_default(), tf.Session() as sess:
     by_image, by_channel, standardized = sess.run([
-        cifar10_input.eval_images(tf.constant(images), tf.constant(mean_image)),
-        cifar10_input.eval_images(tf.constant(images), tf.constant(channels)),
+        cifar10_input.eval_images(tf.constant(images), mean=tf.constant(mean_image)),
+        cifar10_input.eval_images(tf.constant(images), mean=tf.constant(channels)),
         cifar10_input.eval_images(tf.constant(images))])
   np.testing.assert_allclose(by_image, (images - mean_image)[:, 4:28, 4:28],
                              atol=1e-4)
@@ -108,7 +108,7 @@ def test_mean_is_saved_and_used_by_eval_and_classify(tmp_path):
   _train(data_dir, train_dir, 'mean_image')
   checkpoint = tf.train.latest_checkpoint(train_dir)
   reader = tf.train.load_checkpoint(checkpoint)
-  pixels = np.concatenate([p for _, p in written['train']]).astype(np.float64)
+  pixels = np.concatenate([r.pixels for r in written['train']]).astype(np.float64)
   expected = pixels[:250].mean(axis=0)
   np.testing.assert_allclose(reader.get_tensor(MEAN), expected, rtol=1e-6)
   # Not trained, not averaged.
@@ -128,7 +128,7 @@ def test_mean_is_saved_and_used_by_eval_and_classify(tmp_path):
   # Test images darker by 40 and a checkpoint whose mean is darker by 40:
   # the network sees the same inputs, if the mean is the checkpoint's.
   shifted_dir = str(tmp_path / 'shifted')
-  labels, test_pixels = written['test']
+  labels, test_pixels = written['test'].labels, written['test'].pixels
   test_pixels = np.clip(test_pixels, 40, 255)
   write_dataset(shifted_dir, learnable=True)
   records = np.concatenate([labels[:, None].astype(np.uint8), (
@@ -180,7 +180,7 @@ def test_channel_mean_training_and_mismatch(tmp_path):
   train_dir = str(tmp_path / 'train')
   _train(data_dir, train_dir, 'channel_mean')
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(train_dir))
-  pixels = np.concatenate([p for _, p in written['train']]).astype(np.float64)
+  pixels = np.concatenate([r.pixels for r in written['train']]).astype(np.float64)
   np.testing.assert_allclose(reader.get_tensor(MEAN),
                              pixels[:250].mean(axis=(0, 1, 2)), rtol=1e-6)
   result = run_script('cifar10_eval.py', '--data_dir=' + data_dir,

@@ -42,6 +42,7 @@ from absl import flags
 
 import cli  # before anything imports TensorFlow: it quiets its start-up
 import cifar10
+import directories
 import cluster_spec
 from compat import tf
 from errors import UserError
@@ -352,7 +353,7 @@ def run_worker(cluster, task_index):
   # Bad data fails before --train_dir is made.
   split = cli.data_split('train')
   if is_chief:
-    training.prepare_train_dir(FLAGS.train_dir)
+    directories.prepare_train_dir(FLAGS.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits
   # for nor depends on the other workers.
   config = cli.session_config(

@@ -28,12 +28,12 @@ import numpy as np
 
 import cli  # before anything imports TensorFlow: it quiets its start-up
 import checkpoints
+import directories
 import cifar10
 from compat import tf
 from errors import UserError
 import preprocessing
 import schedules
-import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'checkpoint',
@@ -316,7 +316,7 @@ def main(argv=None):
   cli.maybe_download_and_extract()
   # Bad data fails before --eval_dir is made.
   split = cli.data_split(FLAGS.eval_data)
-  training.prepare_dir('--eval_dir', FLAGS.eval_dir)
+  directories.prepare_dir('--eval_dir', FLAGS.eval_dir)
   evaluate(split)
 
 

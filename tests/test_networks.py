@@ -118,6 +118,10 @@ def _counts():
           sum(v.shape.num_elements() for v in moving))
 
 
+# Fifteen steps of these take minutes on two cores: run with -m slow.
+SLOW_TO_TRAIN = ('googlenet', 'resnet34', 'vgg16')
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_output_shape_and_parameter_count(name):
   for train in (True, False):
@@ -283,7 +287,9 @@ def test_weight_decay_is_the_recipes(name, decay):
   np.testing.assert_allclose(terms, decay * l2, rtol=1e-4)
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_TRAIN
+    else name for name in NAMES])
 def test_the_recipe_lowers_the_loss_on_a_fixed_batch(name):
   rng = np.random.RandomState(0)
   labels = rng.randint(0, NUM_CLASSES, 8).astype(np.int32)

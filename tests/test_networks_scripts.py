@@ -20,7 +20,10 @@ from conftest import REPO, run_script
 from fakes import write_dataset
 from compat import tf
 
-NAMES = ['alexnet', 'googlenet', 'resnet20', 'resnet34', 'vgg16']
+# ResNet-20 runs by default; the big networks only with -m slow (pytest.ini).
+NAMES = [pytest.param(name, marks=pytest.mark.slow)
+         if name != 'resnet20' else name
+         for name in ('alexnet', 'googlenet', 'resnet20', 'resnet34', 'vgg16')]
 CLASS_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
                'horse', 'ship', 'truck']
 LOSS_LINE = re.compile(r'^\S+ \S+: step (\d+), loss = (\d+\.\d\d) \(', re.M)

@@ -218,7 +218,7 @@ def schedule():
                     'it evaluates the last N training records, held out')
   return schedules.Schedule(FLAGS.lr_schedule, FLAGS.restart_epochs,
                             FLAGS.plateau_eval_steps, FLAGS.plateau_patience,
-                            FLAGS.learning_rate_decay_factor)
+                            recipe().learning_rate_decay_factor)
 
 
 def validator(schedule, mean=None):

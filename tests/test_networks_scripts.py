@@ -190,7 +190,8 @@ def test_the_tutorials_flags_are_refused_with_another_network(tiny_data,
   result = run_script('cifar10_train.py', '--data_dir', tiny_data,
                       '--train_dir', str(tmp_path / 'train'),
                       '--model=alexnet', '--dropout_keep_prob=0.5',
-                      '--max_steps=1', check=False, timeout=TIMEOUT)
+                      '--batch_size=4', '--max_steps=1', check=False,
+                      timeout=TIMEOUT)
   assert result.returncode == 1
   assert result.stderr.strip() == (
       "cifar10_train.py: error: --dropout_keep_prob shapes the tutorial's "

@@ -488,3 +488,17 @@ def scalar_events(log_dir):
           scalars.setdefault(value.tag, []).append(
               (event.step, value.simple_value))
   return scalars
+
+
+def free_ports(n):
+  """n distinct loopback ports that nothing listens on right now."""
+  socks = []
+  try:
+    for _ in range(n):
+      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+      s.bind(('127.0.0.1', 0))
+      socks.append(s)
+    return [s.getsockname()[1] for s in socks]
+  finally:
+    for s in socks:
+      s.close()

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 
@@ -22,20 +21,6 @@ PROCESS_TIMEOUT_SECS = 240   # a bound against hangs, not a timing check
 ASYNC_STEPS = 40
 SYNC_STEPS = 12
 LOG_FREQUENCY = 2
-
-
-def free_ports(n):
-  """n distinct loopback ports that nothing listens on right now."""
-  socks = []
-  try:
-    for _ in range(n):
-      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-      s.bind(('127.0.0.1', 0))
-      socks.append(s)
-    return [s.getsockname()[1] for s in socks]
-  finally:
-    for s in socks:
-      s.close()
 
 
 class Cluster(object):
@@ -117,7 +102,7 @@ CLUSTER_LINE = re.compile(
 
 def test_async_cluster_trains_and_its_checkpoint_evaluates(cluster, data_dir,
                                                            tmp_path):
-  ps_port, w0_port, w1_port = free_ports(3)
+  ps_port, w0_port, w1_port = fakes.free_ports(3)
   ps_hosts, worker_hosts = _hosts(ps_port, [w0_port, w1_port])
   hosts = ['--ps_hosts=' + ','.join(ps_hosts),
            '--worker_hosts=' + ','.join(worker_hosts)]
@@ -172,7 +157,7 @@ def test_sync_cluster_from_tf_config_aggregates_one_batch_per_worker(
   updates held one gradient from each of the two workers, and the final
   global step (in the checkpoint) is the number of updates.
   """
-  ps_port, w0_port, w1_port = free_ports(3)
+  ps_port, w0_port, w1_port = fakes.free_ports(3)
   ps_hosts, worker_hosts = _hosts(ps_port, [w0_port, w1_port])
   cluster_spec = {'ps': ps_hosts, 'worker': worker_hosts}
 
@@ -203,7 +188,7 @@ def test_sync_cluster_from_tf_config_aggregates_one_batch_per_worker(
 
 def test_worker_without_parameter_server_gives_up_with_one_line(data_dir,
                                                                 tmp_path):
-  ps_port, worker_port = free_ports(2)   # nothing listens on either
+  ps_port, worker_port = fakes.free_ports(2)   # nothing listens on either
   result = run_script(
       SCRIPT, '--ps_hosts=127.0.0.1:%d' % ps_port,
       '--worker_hosts=127.0.0.1:%d' % worker_port, '--job_name=worker',
@@ -218,7 +203,7 @@ def test_worker_without_parameter_server_gives_up_with_one_line(data_dir,
 
 def test_worker_without_chief_gives_up_with_one_line(cluster, data_dir,
                                                     tmp_path):
-  ps_port, w0_port, w1_port = free_ports(3)
+  ps_port, w0_port, w1_port = fakes.free_ports(3)
   ps_hosts, worker_hosts = _hosts(ps_port, [w0_port, w1_port])
   hosts = ['--ps_hosts=' + ','.join(ps_hosts),
            '--worker_hosts=' + ','.join(worker_hosts)]

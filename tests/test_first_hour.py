@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO, run_script
+import fakes
 from compat import tf
 
 TRAIN_RECORDS = 5 * 60  # the data_dir fixture's training records
@@ -146,19 +146,6 @@ def test_max_steps_0_on_a_new_train_dir_still_saves_the_initial_weights(
   assert len(event_files(train_dir)) == 1
 
 
-def free_ports(n):
-  socks = []
-  try:
-    for _ in range(n):
-      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-      s.bind(('127.0.0.1', 0))
-      socks.append(s)
-    return [s.getsockname()[1] for s in socks]
-  finally:
-    for s in socks:
-      s.close()
-
-
 class Background(object):
   """A script running in the background, its stdout collected as it comes."""
 
@@ -216,7 +203,7 @@ def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
     return processes[-1]
 
   def cluster(workers):
-    ports = free_ports(1 + workers)
+    ports = fakes.free_ports(1 + workers)
     return ['--ps_hosts=127.0.0.1:%d' % ports[0], '--worker_hosts=' +
             ','.join('127.0.0.1:%d' % port for port in ports[1:])]
 

@@ -9,7 +9,6 @@ loss goes down is checked on a fixed batch in test_networks.py.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script
+import fakes
 from fakes import write_dataset
 from compat import tf
 
@@ -28,15 +28,6 @@ CLASS_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
                'horse', 'ship', 'truck']
 LOSS_LINE = re.compile(r'^\S+ \S+: step (\d+), loss = (\d+\.\d\d) \(', re.M)
 TIMEOUT = 400   # a bound against hangs on a loaded machine, not a timing
-
-
-def _free_port():
-  s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-  try:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-  finally:
-    s.close()
 
 
 def _checkpoint_step(train_dir):
@@ -116,7 +107,7 @@ def test_multi_tower_and_distributed_trainers(name, tiny_data, tmp_path):
   assert 'tower_1 ran on' in multi.stdout
 
   dist_dir = str(tmp_path / 'dist')
-  ps_port, worker_port = _free_port(), _free_port()
+  ps_port, worker_port = fakes.free_ports(2)
   hosts = ['--ps_hosts=127.0.0.1:%d' % ps_port,
            '--worker_hosts=127.0.0.1:%d' % worker_port]
   env = dict(os.environ)

@@ -13,7 +13,9 @@ the chief: it initialises the variables or resumes from the latest checkpoint
 in --train_dir, and writes checkpoints (itself, so --train_dir need exist on
 its machine only) and summaries there; cifar10_eval.py evaluates them as it
 does cifar10_train.py's. A worker gives up with an error when a ps task cannot
-be reached within --ps_timeout_secs, or when it waits longer than
+be reached within --ps_timeout_secs (at the start, or once it stops answering
+during training: its variables are then lost, and a restarted cluster resumes
+from the last checkpoint), or when it waits longer than
 --worker_timeout_secs for the others (see that flag). Every worker stops once
 the global step reaches --max_steps.
 
@@ -69,7 +71,8 @@ flags.DEFINE_boolean('sync_replicas', False,
                      'asynchronously.')
 flags.DEFINE_integer('ps_timeout_secs', 60,
                      'How long a worker tries to reach every parameter '
-                     'server before giving up.', lower_bound=1)
+                     'server before giving up, at the start and when one '
+                     'stops answering during training.', lower_bound=1)
 flags.DEFINE_integer('worker_timeout_secs', 600,
                      'How long a non-chief worker waits for the chief to '
                      'initialise the model (then gives up) and, with '
@@ -344,6 +347,31 @@ def _worker_hooks(train_op, sync, task_index, num_workers):
   return hooks
 
 
+def _ps_lost(task_index):
+  """What a worker does when a ps task has stopped answering: ends, in a line.
+
+  Its steps wait on that task, and the variables it held are gone with it,
+  so nothing more can be trained or saved; the chief's last checkpoint is
+  where a restarted cluster resumes.
+  """
+  kept = ('the last checkpoint in %s is kept' % FLAGS.train_dir
+          if task_index == 0 else "the chief's last checkpoint is kept")
+
+  def on_lost(ps_index, address, signal_name):
+    if signal_name:
+      cli.exit_now(
+          'worker %d: stopped by %s; parameter server ps %d at %s does not '
+          'answer, so no final checkpoint was saved; %s'
+          % (task_index, signal_name, ps_index, address, kept),
+          128 + signal.Signals[signal_name])
+    cli.exit_now(
+        'worker %d: parameter server ps %d at %s has not answered for %d s '
+        '(--ps_timeout_secs): it has stopped, and the variables it held with '
+        'it; %s: restart the ps and the workers to resume from it'
+        % (task_index, ps_index, address, FLAGS.ps_timeout_secs, kept))
+  return on_lost
+
+
 def run_worker(cluster, task_index):
   """Trains as worker task_index until the cluster reaches --max_steps."""
   is_chief = task_index == 0
@@ -367,7 +395,9 @@ def run_worker(cluster, task_index):
   # The chief's seed sets the initial weights; the others' only their own
   # data order, which must differ from the chief's.
   seed = None if FLAGS.seed is None else FLAGS.seed + task_index
-  with training.new_graph(seed):
+  with training.new_graph(seed), cluster_spec.watching_ps(
+      cluster['ps'], FLAGS.ps_timeout_secs, _ps_lost(task_index),
+      training.stop_requested):
     train_op, total_loss, sync = build_model(cluster, task_index, split)
     hooks = _worker_hooks(train_op, sync, task_index, num_workers)
     # The chief saves and restores the variables itself, in one file, so

@@ -296,6 +296,19 @@ def fail(message, status=1):
   sys.exit(status)
 
 
+def exit_now(message, status=1):
+  """Like fail(), from any thread, and at once.
+
+  For a thread that finds the main thread stuck in TensorFlow's runtime,
+  where neither an exception nor sys.exit can reach it.
+  """
+  sys.stdout.flush()
+  sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
+                                        _one_line(message)))
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
+
+
 def run_trainer(train):
   """Runs a trainer: fetches the data, checks it, then --train_dir, then
   calls train(the training split).

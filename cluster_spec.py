@@ -4,14 +4,17 @@
 or the TF_CONFIG variable that cluster managers set, into the cluster and
 this task, checking both; `wait_for_ps` and `start_server` turn the ways a
 cluster fails to come up (a ps that never answers, a port in use) into one
-line instead of a wait without end or gRPC's log.
+line instead of a wait without end or gRPC's log, and `watching_ps` does the
+same for a ps that dies while the workers train.
 """
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import contextlib
 import json
 import socket
+import threading
 import time
 
 from compat import tf
@@ -21,6 +24,7 @@ TF_CONFIG = 'TF_CONFIG'
 JOBS = ('ps', 'worker')
 POLL_SECS = 0.25        # between attempts to reach a ps or a ready model
 MAX_PORT = 65535
+PROBE_SECS = 1.0        # between checks that a training cluster's ps answer
 
 
 def _parse_address(source, address):
@@ -150,6 +154,52 @@ def wait_for_ps(addresses, timeout_secs):
               '(--ps_timeout_secs): %s' % (i, address, timeout_secs,
                                            getattr(e, 'strerror', None) or e))
         time.sleep(POLL_SECS)
+
+
+def _answers(address, timeout_secs):
+  """Whether address accepts a TCP connection within timeout_secs."""
+  host, _, port = address.rpartition(':')
+  try:
+    socket.create_connection((host.strip('[]'), int(port)),
+                             timeout=timeout_secs).close()
+    return True
+  except (OSError, socket.error):
+    return False
+
+
+@contextlib.contextmanager
+def watching_ps(addresses, timeout_secs, on_lost, stop_requested):
+  """Watches that every ps task still answers while the block runs.
+
+  A step whose ps task has died waits inside TensorFlow's runtime for ever,
+  deaf to signals, and gRPC keeps trying to reconnect. So a thread tries a
+  connection to each ps every PROBE_SECS; when one has not answered for
+  timeout_secs, or for two tries in a row once stop_requested() names a
+  stop signal, it calls on_lost(index, address, signal name or None), which
+  must end the process.
+  """
+  done = threading.Event()
+
+  def watch():
+    silent_since = {}
+    while not done.wait(PROBE_SECS):
+      for i, address in enumerate(addresses):
+        if _answers(address, PROBE_SECS):
+          silent_since.pop(i, None)
+          continue
+        silent = time.time() - silent_since.setdefault(i, time.time())
+        signal_name = stop_requested()
+        if silent >= timeout_secs or (signal_name and silent >= PROBE_SECS):
+          on_lost(i, address, signal_name)
+          return
+
+  watcher = threading.Thread(target=watch, name='ps-watch')
+  watcher.daemon = True
+  watcher.start()
+  try:
+    yield
+  finally:
+    done.set()
 
 
 def start_server(cluster, job_name, task_index, config=None):

@@ -28,6 +28,7 @@ from errors import UserError
 
 # A closed terminal (SIGHUP) stops training as kill does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_installed_stoppers = []  # the _StopOnSignalHook now handling STOP_SIGNALS
 # How long a step may wait for its input before training gives up.
 INPUT_TIMEOUT_SECS = 600
 
@@ -180,8 +181,10 @@ class _StopOnSignalHook(tf.train.SessionRunHook):
                                name='stop-on-signal')
     watcher.daemon = True
     watcher.start()
+    _installed_stoppers.append(self)
 
   def uninstall(self):
+    _installed_stoppers.remove(self)
     signal.set_wakeup_fd(self._previous_wakeup_fd)
     if self._wakeup is not None:
       os.close(self._wakeup)
@@ -192,6 +195,11 @@ class _StopOnSignalHook(tf.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     if self.signal_name:
       run_context.request_stop()
+
+
+def stop_requested():
+  """The name of the stop signal a running trainer has received, or None."""
+  return _installed_stoppers[-1].signal_name if _installed_stoppers else None
 
 
 @contextlib.contextmanager

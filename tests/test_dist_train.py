@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,6 +56,11 @@ class Cluster(object):
 
   def stop(self, name, sig=signal.SIGTERM):
     self._procs[name].send_signal(sig)
+
+  def kill(self, name):
+    """SIGKILL to name's process group; waits for it to end."""
+    os.killpg(self._procs[name].pid, signal.SIGKILL)
+    self._procs[name].wait()
 
   def kill_all(self):
     for proc in self._procs.values():
@@ -215,6 +221,72 @@ def test_worker_without_chief_gives_up_with_one_line(cluster, data_dir,
   assert out.splitlines()[-1] == (
       '%s: error: the chief (worker 0 at 127.0.0.1:%d) did not initialise the '
       'model within 3 s (--worker_timeout_secs)' % (SCRIPT, w0_port)), out
+
+
+def _checkpoint_files(train_dir):
+  """{file name: MD5} of the checkpoints' variables in train_dir.
+
+  (The saver writes a .meta file after the rest, so it may be unfinished.)
+  """
+  return {name: fakes.md5(open(os.path.join(train_dir, name), 'rb').read())
+          for name in os.listdir(train_dir)
+          if re.match(r'model\.ckpt-\d+\.(index|data-)', name)}
+
+
+@pytest.mark.parametrize('stop', [None, signal.SIGINT])
+def test_worker_whose_ps_dies_stops_in_one_line_and_resumes_later(
+    cluster, data_dir, tmp_path, stop):
+  """SIGKILL on the ps mid-training: the worker's step would wait forever.
+
+  It ends with one line --ps_timeout_secs later, or at once on a stop
+  signal, keeps every checkpoint as it was, and a restarted cluster resumes
+  from the last one.
+  """
+  ps_port, w0_port = fakes.free_ports(2)
+  hosts = ['--ps_hosts=127.0.0.1:%d' % ps_port,
+           '--worker_hosts=127.0.0.1:%d' % w0_port]
+  train_dir = str(tmp_path / 'train')
+  worker = hosts + ['--job_name=worker', '--task_index=0',
+                    '--data_dir', data_dir, '--train_dir', train_dir,
+                    '--batch_size=16', '--save_checkpoint_steps=10',
+                    '--log_frequency=10', '--ps_timeout_secs=%d' % (
+                        60 if stop else 3)]
+  cluster.start('ps', hosts + ['--job_name=ps'])
+  cluster.start('worker0', worker + ['--max_steps=100000'])
+  deadline = time.time() + PROCESS_TIMEOUT_SECS
+  while not os.path.exists(os.path.join(train_dir, 'model.ckpt-20.index')):
+    assert time.time() < deadline, cluster.output('worker0')
+    time.sleep(0.2)
+  saved = _checkpoint_files(train_dir)
+  cluster.kill('ps')
+  killed = time.time()
+  if stop:
+    time.sleep(0.5)
+    cluster.stop('worker0', stop)
+  out = cluster.finish('worker0', expect_rc=128 + stop if stop else 1)
+  # A hang would end only at PROCESS_TIMEOUT_SECS.
+  assert time.time() - killed < 50, out
+  kept = 'the last checkpoint in %s is kept' % train_dir
+  if stop:
+    expected = ('%s: error: worker 0: stopped by SIGINT; parameter server ps 0 '
+                'at 127.0.0.1:%d does not answer, so no final checkpoint was '
+                'saved; %s' % (SCRIPT, ps_port, kept))
+  else:
+    expected = ('%s: error: worker 0: parameter server ps 0 at 127.0.0.1:%d '
+                'has not answered for 3 s (--ps_timeout_secs): it has stopped, '
+                'and the variables it held with it; %s: restart the ps and the '
+                'workers to resume from it' % (SCRIPT, ps_port, kept))
+  assert out.splitlines()[-1] == expected, out
+  after = _checkpoint_files(train_dir)
+  assert {name: after.get(name) for name in saved} == saved
+  last, step = fakes.latest_step(train_dir)
+  assert step >= 20
+
+  cluster.start('ps_again', hosts + ['--job_name=ps'])
+  cluster.start('worker0_again', worker + ['--max_steps=%d' % (step + 10)])
+  out = cluster.finish('worker0_again')
+  assert 'Resuming from %s\n' % last in out, out
+  assert _checkpoint_step(train_dir) == step + 10
 
 
 @pytest.mark.parametrize('args, env, status, message', [

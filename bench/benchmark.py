@@ -3,8 +3,9 @@
     python bench/benchmark.py                  # the full table, about 10 minutes
     python bench/benchmark.py --reps 1 --steps 200 --only train,memory
 
-It writes synthetic data in the real CIFAR-10 binary format (50,000 training
-and 10,000 test records by default) into a temporary directory, runs the
+It writes synthetic data in the real format of --dataset (CIFAR-10's binary
+records by default, 50,000 training and 10,000 test; MNIST's IDX files,
+60,000 and 10,000, with --dataset=mnist) into a temporary directory, runs the
 repository's scripts as subprocesses, as a user would, and prints one table:
 
   * cifar10_train.py, and cifar10_multi_gpu_train.py with 1 and 2 towers
@@ -48,11 +49,10 @@ import workers  # bench/, next to this file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-RECORD_BYTES = 3073
-TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
-TEST_FILE = 'test_batch.bin'
-BATCHES_DIR = 'cifar-10-batches-bin'
 EVAL_EXAMPLES = 10000
+# The official training sets' sizes, the default of --train_records.
+TRAIN_EXAMPLES = {'cifar10': 50000, 'cifar100': 50000, 'mnist': 60000}
+DATASETS = tuple(TRAIN_EXAMPLES)  # datasets.NAMES
 ROWS = ('train', 'multi1', 'multi2', 'memory', 'eval')
 PRECISIONS = ('float32', 'bfloat16', 'float16')  # precision.PRECISIONS
 LOG_LINE = re.compile(r'step (\d+), loss = \S+ \(([\d.]+) examples/sec')
@@ -87,8 +87,13 @@ def parse_args(argv):
                       'trains briefly when train is not chosen)'
                       % ', '.join(ROWS))
   parser.add_argument('--batch_size', type=int, default=128)
-  parser.add_argument('--train_records', type=int, default=50000,
-                      help='synthetic training records (five files)')
+  parser.add_argument('--dataset', default='cifar10', choices=DATASETS,
+                      help='the data set whose format and size the synthetic '
+                      'data take, and --dataset of the scripts (default '
+                      'cifar10)')
+  parser.add_argument('--train_records', type=int, default=None,
+                      help='synthetic training records (default: as many as '
+                      'the real training set has)')
   parser.add_argument('--test_records', type=int, default=EVAL_EXAMPLES)
   parser.add_argument('--work_dir', default=None,
                       help='where data and checkpoints go (default: a new '
@@ -115,27 +120,46 @@ def parse_args(argv):
                       default='default', help=argparse.SUPPRESS)
   args, rest = parser.parse_known_args(argv)
   args.rest = rest
+  if args.train_records is None:
+    args.train_records = TRAIN_EXAMPLES[args.dataset]
   return args
 
 
 # --- the synthetic data set ---------------------------------------------------
 
-def write_records(path, count, seed):
-  """Writes count random records (labels 0..9, random pixels) to path."""
+def write_records(path, ds, count, seed):
+  """Writes count records of random pixels and labels in ds's format.
+
+  CIFAR's records start with their label bytes; an IDX image file gets its
+  header, and its labels go into the label file beside it.
+  """
+  import struct
   import numpy as np
+  import idx
   rng = np.random.RandomState(seed)
-  records = rng.randint(0, 256, size=(count, RECORD_BYTES)).astype(np.uint8)
-  records[:, 0] = rng.randint(0, 10, size=count)
-  records.tofile(path)
+  pixels = rng.randint(0, 256, size=(count, ds.image_bytes)).astype(np.uint8)
+  labels = np.stack([rng.randint(0, n, size=count) for n in ds.label_classes],
+                    axis=1).astype(np.uint8)
+  if not ds.idx:
+    np.concatenate([labels, pixels], axis=1).tofile(path)
+    return
+  with open(path, 'wb') as f:
+    f.write(struct.pack('>IIII', idx.IMAGES_MAGIC, count, ds.image_size,
+                        ds.image_size))
+    f.write(pixels.tobytes())
+  with open(idx.labels_path(path), 'wb') as f:
+    f.write(struct.pack('>II', idx.LABELS_MAGIC, count))
+    f.write(labels[:, ds.label_byte].tobytes())
 
 
-def write_dataset(data_dir, train_records, test_records):
-  batches = os.path.join(data_dir, BATCHES_DIR)
+def write_dataset(data_dir, ds, train_records, test_records):
+  batches = os.path.join(data_dir, ds.batches_dir)
   os.makedirs(batches)
-  per_file = train_records // len(TRAIN_FILES)
-  for i, name in enumerate(TRAIN_FILES):
-    write_records(os.path.join(batches, name), per_file, seed=i)
-  write_records(os.path.join(batches, TEST_FILE), test_records, seed=99)
+  per_file = train_records // len(ds.train_files)
+  for i, name in enumerate(ds.train_files):
+    write_records(os.path.join(batches, name), ds, per_file, seed=i)
+  write_records(os.path.join(batches, ds.eval_files[0]), ds, test_records,
+                seed=99)
 
 
 # --- running one measured process ---------------------------------------------
@@ -205,7 +229,7 @@ def script_cmd(args, script, train_dir, extra=()):
   return ([sys.executable, os.path.join(args.repo, script),
            '--data_dir=%s' % args.data_dir, '--train_dir=%s' % train_dir,
            '--max_steps=%d' % args.steps, '--batch_size=%d' % args.batch_size,
-           '--model=%s' % args.model]
+           '--model=%s' % args.model, '--dataset=%s' % args.dataset]
           + list(extra) + shlex.split(args.script_args))
 
 
@@ -213,6 +237,7 @@ def worker_cmd(args, worker, extra=()):
   return ([sys.executable, os.path.abspath(__file__), '--worker', worker,
            '--repo', args.repo, '--batch_size=%d' % args.batch_size,
            '--steps=%d' % args.steps, '--model=%s' % args.model,
+           '--dataset=%s' % args.dataset,
            '--train_records=%d' % args.train_records]
           + list(extra) + shlex.split(args.script_args))
 
@@ -388,16 +413,19 @@ def main(argv):
   args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
   args.data_dir = os.path.join(args.work_dir, 'data')
   sys.path.insert(0, args.repo)
+  import datasets
+  ds = datasets.dataset(args.dataset)
   try:
-    if not os.path.isdir(os.path.join(args.data_dir, BATCHES_DIR)):
-      write_dataset(args.data_dir, args.train_records, args.test_records)
+    if not os.path.isdir(os.path.join(args.data_dir, ds.batches_dir)):
+      write_dataset(args.data_dir, ds, args.train_records, args.test_records)
     print('runtime: %s' % runtime_description(args))
     print('machine: %s; %d cores available to this process (of %d)' % (
         cpu_description(), len(os.sched_getaffinity(0)), os.cpu_count()))
     print('threads: %s' % thread_settings(args))
-    print('run: %d repetitions x %d steps, batch %d, %d training + %d test '
-          'records, precision %s, script flags: %s' % (
-              args.reps, args.steps, args.batch_size, args.train_records,
+    print('run: %d repetitions x %d steps, batch %d, %s, %d training + %d '
+          'test records, precision %s, script flags: %s' % (
+              args.reps, args.steps, args.batch_size, args.dataset,
+              args.train_records,
               args.test_records, ', '.join(args.precisions),
               args.script_args or '(none)'))
     results = {}

@@ -33,11 +33,12 @@ def _worker_flags(args, *groups):
   sys.path.insert(0, args.repo)
   import cli
   cli.define_flags(*groups)
-  # benchmark.py's own options took --batch_size, --precision and --model.
+  # benchmark.py's own options took --batch_size, --precision, --model and
+  # --dataset.
   (precision,) = args.precision
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
-               '--precision=' + precision, '--model=' + args.model]
-              + args.rest)
+               '--precision=' + precision, '--model=' + args.model,
+               '--dataset=' + args.dataset] + args.rest)
   return cli
 
 
@@ -49,14 +50,16 @@ def memory_worker(args):
   from compat import tf
   import precision
   batch = args.batch_size
+  ds = cli.dataset()
   rng = np.random.RandomState(0)
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()
     images = tf.Variable(
-        rng.standard_normal([batch, 24, 24, 3]).astype(np.float32),
-        trainable=False, name='fed_images')
-    labels = tf.Variable(rng.randint(0, 10, size=[batch]).astype(np.int32),
-                         trainable=False, name='fed_labels')
+        rng.standard_normal([batch, ds.crop_size, ds.crop_size, ds.depth])
+        .astype(np.float32), trainable=False, name='fed_images')
+    labels = tf.Variable(
+        rng.randint(0, ds.num_classes, size=[batch]).astype(np.int32),
+        trainable=False, name='fed_labels')
     logits = cifar10.inference(images, **cli.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, args.train_records,
@@ -88,7 +91,7 @@ def eval_worker(args, num_examples):
   import cifar10_eval
   import datasets
   evaluator = cifar10_eval.Evaluator(
-      datasets.split(args.data_dir, 'test'), num_examples,
+      datasets.split(args.data_dir, 'test', cli.dataset()), num_examples,
       cli.session_config(), args.batch_size, flags.FLAGS.use_fp16,
       cli.model_options(train=False))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)

@@ -21,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import fakes  # noqa: E402  (after the repository is on the path)
+from script_runs import run_script, run_scripts  # noqa: E402,F401
 
 # The scripts' defaults for --train_dir/--checkpoint_dir, --eval_dir and
 # --data_dir: no test may write there.
@@ -95,21 +96,6 @@ def download_server():
   """fakes.DownloadServer, for the tests of one module."""
   with fakes.DownloadServer() as server:
     yield server
-
-
-def run_script(script, *args, timeout=240, env=None, check=True):
-  """Runs one of the repository's scripts as a user would; returns result."""
-  full_env = dict(os.environ)
-  full_env.update(env or {})
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO, script)] + list(args),
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-      timeout=timeout, env=full_env, cwd=REPO)
-  if check and result.returncode != 0:
-    raise AssertionError('%s %s exited %d\nstdout:\n%s\nstderr:\n%s' % (
-        script, ' '.join(args), result.returncode, result.stdout,
-        result.stderr))
-  return result
 
 
 def logged_steps(stdout):

@@ -97,7 +97,8 @@ def test_trainer_says_what_it_does_and_writes_the_graph_once(
   train_dir = str(tmp_path / 'train')
   args = ['--data_dir', data_dir, '--train_dir', train_dir] + FAST + (
       TRAINERS[script])
-  result = run_script(script, *args + ['--max_steps', '4'])
+  # A new interpreter, exactly as a user starts it (script_runs).
+  result = run_script(script, *args + ['--max_steps', '4'], fresh=True)
   lines = result.stdout.splitlines()
   start = lines.index(start_line(data_dir, train_dir))
   steps = [i for i, line in enumerate(lines) if ': step ' in line]

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, run_script, run_scripts
 import fakes
 from fakes import write_dataset
 from compat import tf
@@ -142,38 +142,38 @@ def test_a_checkpoint_of_another_network_is_refused_naming_both(tiny_data,
                                                                  tmp_path):
   train_dir = str(tmp_path / 'train')
   _train('cifar10_train.py', tiny_data, train_dir, 'resnet20', 1)
-  before = sorted(os.listdir(train_dir))
-  common = ['--data_dir', tiny_data, '--batch_size=4']
-  for name in ('tutorial', 'resnet34'):
-    result = run_script('cifar10_train.py', '--train_dir', train_dir,
-                        '--model', name, '--max_steps=2', *common,
-                        check=False, timeout=TIMEOUT)
-    _refused(result, 'cifar10_train.py', 'resnet20', name)
-    assert 'cannot resume' in result.stderr
-  result = run_script('cifar10_multi_gpu_train.py', '--train_dir', train_dir,
-                      '--model=googlenet', '--num_gpus=2',
-                      '--tower_device=cpu', '--max_steps=2', *common,
-                      check=False, timeout=TIMEOUT)
-  _refused(result, 'cifar10_multi_gpu_train.py', 'resnet20', 'googlenet')
-  assert sorted(os.listdir(train_dir)) == before
-  result = run_script('cifar10_eval.py', '--run_once', '--checkpoint_dir',
-                      train_dir, '--eval_dir', str(tmp_path / 'eval'),
-                      '--model=alexnet', '--num_examples=4', *common,
-                      check=False, timeout=TIMEOUT)
-  _refused(result, 'cifar10_eval.py', 'resnet20', 'alexnet')
-  image = _png(str(tmp_path / 'image.png'), seed=0)
-  result = run_script('cifar10_classify.py', '--data_dir', tiny_data,
-                      '--checkpoint_dir', train_dir, '--model=vgg16', image,
-                      check=False, timeout=TIMEOUT)
-  _refused(result, 'cifar10_classify.py', 'resnet20', 'vgg16')
-  # And the other way: the tutorial's checkpoint, another network.
   tutorial_dir = str(tmp_path / 'tutorial')
   _train('cifar10_train.py', tiny_data, tutorial_dir, 'tutorial', 1)
-  result = run_script('cifar10_eval.py', '--run_once', '--checkpoint_dir',
-                      tutorial_dir, '--eval_dir', str(tmp_path / 'eval'),
-                      '--model=resnet20', '--num_examples=4', *common,
-                      check=False, timeout=TIMEOUT)
-  _refused(result, 'cifar10_eval.py', 'tutorial', 'resnet20')
+  before = sorted(os.listdir(train_dir))
+  common = ['--data_dir', tiny_data, '--batch_size=4']
+  eval_dir = ['--eval_dir', str(tmp_path / 'eval')]
+  image = _png(str(tmp_path / 'image.png'), seed=0)
+  # (saved network, the refusing script's argv)
+  cases = [
+      ('resnet20', ['cifar10_train.py', '--train_dir', train_dir,
+                    '--model=tutorial', '--max_steps=2'] + common),
+      ('resnet20', ['cifar10_train.py', '--train_dir', train_dir,
+                    '--model=resnet34', '--max_steps=2'] + common),
+      ('resnet20', ['cifar10_multi_gpu_train.py', '--train_dir', train_dir,
+                    '--model=googlenet', '--num_gpus=2', '--tower_device=cpu',
+                    '--max_steps=2'] + common),
+      ('resnet20', ['cifar10_eval.py', '--run_once', '--checkpoint_dir',
+                    train_dir, '--model=alexnet', '--num_examples=4']
+       + eval_dir + common),
+      ('resnet20', ['cifar10_classify.py', '--data_dir', tiny_data,
+                    '--checkpoint_dir', train_dir, '--model=vgg16', image]),
+      # And the other way: the tutorial's checkpoint, another network.
+      ('tutorial', ['cifar10_eval.py', '--run_once', '--checkpoint_dir',
+                    tutorial_dir, '--model=resnet20', '--num_examples=4']
+       + eval_dir + common),
+  ]
+  results = run_scripts([argv for _, argv in cases])
+  for (saved, argv), result in zip(cases, results):
+    model = [a for a in argv if a.startswith('--model=')][0][len('--model='):]
+    _refused(result, argv[0], saved, model)
+    if argv[0] == 'cifar10_train.py':
+      assert 'cannot resume' in result.stderr
+  assert sorted(os.listdir(train_dir)) == before
 
 
 def test_the_tutorials_flags_are_refused_with_another_network(tiny_data,

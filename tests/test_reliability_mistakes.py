@@ -6,27 +6,23 @@ model or a corrupt one) must end in one line on stderr naming the flag or
 file, a non-zero exit, no traceback and no change to what was on disk.
 
 Each test states its mistake and the words its error must hold; the
-function named in its @arranged_by sets the mistake up. The mistakes fail
-within a second of starting, so importing TensorFlow (2-4 s on a small
-machine) would dominate their cost: the `mistakes` fixture arranges the
-mistakes of every selected test of this module, then runs them in one
-batch, each in its own process forked from a parent that has already
-imported cifar10, with the script executed as `__main__` and its own argv,
-stdout and stderr (see _FORK_DRIVER; test_forked_case_matches_plain_subprocess
+function named in its @arranged_by sets the mistake up. The `mistakes`
+fixture arranges the mistakes of every selected test of this module, then
+runs them one after the other (each forked from script_runs' zygote, which
+has imported TensorFlow already: the mistakes fail within a second, and the
+import would be most of their cost); test_forked_case_matches_plain_subprocess
 checks that a forked case and a plain `python script.py` give the same
-result).
+result.
 """
-import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import (REPO, assert_unchanged, one_error_line, run_script,
-                      snapshot)
+from conftest import (assert_unchanged, one_error_line, run_script,
+                      run_scripts, snapshot)
 import cifar10
 import datasets
 import errors
@@ -35,41 +31,6 @@ import fakes
 BATCH = '16'
 SCRIPTS = {'train': 'cifar10_train.py', 'eval': 'cifar10_eval.py'}
 
-_FORK_DRIVER = r'''
-import json, os, runpy, sys, traceback
-sys.path.insert(0, os.getcwd())
-import cifar10  # the costly TensorFlow import, done once for every case
-
-def run_case(argv, prefix):
-  for fd, suffix in ((1, '.out'), (2, '.err')):
-    os.dup2(os.open(prefix + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-  sys.argv = list(argv)
-  code = 0
-  try:
-    runpy.run_path(argv[0], run_name='__main__')
-  except SystemExit as e:
-    if isinstance(e.code, str):
-      sys.stderr.write(e.code + '\n')
-    code = e.code if isinstance(e.code, int) else int(e.code is not None)
-  except BaseException:
-    traceback.print_exc()  # what the interpreter would print
-    code = 1
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)
-
-codes = []
-for argv, prefix in json.load(open(sys.argv[1])):
-  sys.stdout.flush()
-  sys.stderr.flush()
-  pid = os.fork()
-  if pid == 0:
-    run_case(argv, prefix)
-  _, status = os.waitpid(pid, 0)
-  codes.append(os.WEXITSTATUS(status) if os.WIFEXITED(status)
-               else -os.WTERMSIG(status))
-print(json.dumps(codes))
-'''
 
 
 # ---------------------------------------------------------------------------
@@ -100,7 +61,7 @@ class Case(object):
 
 
 class Batch(object):
-  """The arranged cases, and what they share; runs them in the fork driver."""
+  """The arranged cases, and what they share; runs them."""
 
   def __init__(self, root, request):
     self.root = str(root)
@@ -160,22 +121,10 @@ class Batch(object):
     for name in order:
       case = self.cases[name]
       case.before = snapshot(*case.roots)
-    plan = [(self.cases[n].argv, os.path.join(self.root, 'case-%d' % i))
-            for i, n in enumerate(order)]
-    plan_file = os.path.join(self.root, 'plan.json')
-    with open(plan_file, 'w') as f:
-      json.dump(plan, f)
-    driver = subprocess.run(
-        [sys.executable, '-c', _FORK_DRIVER, plan_file], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=600)
-    assert driver.returncode == 0, driver.stderr
-    codes = json.loads(driver.stdout.strip().splitlines()[-1])
-    for name, code, (argv, prefix) in zip(order, codes, plan):
+    results = run_scripts([self.cases[n].argv for n in order])
+    for name, result in zip(order, results):
       case = self.cases[name]
-      with open(prefix + '.out') as out, open(prefix + '.err') as err:
-        case.result = subprocess.CompletedProcess(argv, code, out.read(),
-                                                  err.read())
+      case.result = result
       case.after = snapshot(*case.roots)
 
   def cleanup(self):
@@ -343,8 +292,9 @@ def test_bad_batch_file(mistake, script, how, words):
 
 @arranged_by(_bad_file_case, script='train', how='label')
 def test_forked_case_matches_plain_subprocess(mistake):
-  plain = run_script(*mistake.argv, check=False)
+  plain = run_script(*mistake.argv, check=False, fresh=True)
   assert plain.returncode == mistake.result.returncode
+  assert plain.stdout == mistake.result.stdout
   assert plain.stderr == mistake.result.stderr
 
 

@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from conftest import run_script
+from conftest import run_script, run_scripts
 from fakes import make_records, write_dataset
 import download
 from errors import DownloadError
@@ -56,26 +56,25 @@ def _tree(root):
 
 # --- Float flags: NaN and infinities, for every float flag of every script.
 
-def _float_flags(script):
-  """The float flags that script's --help lists (absl says "(a ... number)" or "(number ...)")."""
-  text = run_script(script, '--help', check=False).stdout
-  entries = re.split(r'\n  --(?:\[no\])?', '\n' + text)
-  return sorted(entry.split(':')[0] for entry in entries[1:]
-                if re.search(r'\((?:an? [\w -]*)?number', entry))
+def _float_flag_table(helps):
+  """(script, flag) of every float flag the scripts' --help texts list, once.
 
-
-def _float_flag_table():
+  absl says "(a ... number)" or "(number ...)" of a float flag.
+  """
   table, seen = [], set()
-  for script in SCRIPTS:
-    for name in _float_flags(script):
-      if name not in seen:
+  for script, text in zip(SCRIPTS, helps):
+    entries = re.split(r'\n  --(?:\[no\])?', '\n' + text)
+    for entry in entries[1:]:
+      name = entry.split(':')[0]
+      if re.search(r'\((?:an? [\w -]*)?number', entry) and name not in seen:
         seen.add(name)
         table.append((script, name))
   return table
 
 
 def test_every_float_flag_refuses_nan_and_infinities():
-  table = _float_flag_table()
+  helps = run_scripts([[script, '--help'] for script in SCRIPTS])
+  table = _float_flag_table([result.stdout for result in helps])
   names = [name for _, name in table]
   # The enumeration finds what it should (and so would find new ones).
   for name in ['learning_rate', 'momentum', 'dropout_keep_prob',
@@ -83,14 +82,16 @@ def test_every_float_flag_refuses_nan_and_infinities():
                'min_fraction_of_examples_in_queue']:
     assert name in names
   bad_values = ['inf', '-inf']
-  for i, (script, name) in enumerate(table):
-    for value in ['nan', bad_values[i % 2]]:
-      result = run_script(script, '--%s=%s' % (name, value), check=False)
-      line = _one_error_line(result, script, status=2)
-      assert '--%s=%s' % (name, value) in line, line
-      # absl's own bounds catch an infinity past them; the rest is ours.
-      assert ('must be a finite number' in line or
-              '%s is not ' % value in line), line
+  cases = [(script, name, value) for i, (script, name) in enumerate(table)
+           for value in ['nan', bad_values[i % 2]]]
+  results = run_scripts(
+      [[script, '--%s=%s' % (name, value)] for script, name, value in cases])
+  for (script, name, value), result in zip(cases, results):
+    line = _one_error_line(result, script, status=2)
+    assert '--%s=%s' % (name, value) in line, line
+    # absl's own bounds catch an infinity past them; the rest is ours.
+    assert ('must be a finite number' in line or
+            '%s is not ' % value in line), line
 
 
 # --- --batch_size: int32, memory, the training examples.

@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import fakes  # noqa: E402  (after the repository is on the path)
-from script_runs import run_script, run_scripts  # noqa: E402,F401
+from script_runs import (as_a_terminal_starts_it, run_script,  # noqa: E402,F401
+                         run_scripts)
 
 # The scripts' defaults for --train_dir/--checkpoint_dir, --eval_dir and
 # --data_dir: no test may write there.
@@ -203,7 +204,7 @@ class Proc(object):
     self.popen = subprocess.Popen(
         [sys.executable, os.path.join(REPO, script)] + list(args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, cwd=REPO)
+        universal_newlines=True, cwd=REPO, preexec_fn=as_a_terminal_starts_it)
     self.out, self.err = [], []
     self._readers = [threading.Thread(target=self._read, args=(s, lines))
                      for s, lines in ((self.popen.stdout, self.out),

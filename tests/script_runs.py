@@ -30,13 +30,14 @@ START_UP_VARIABLES = ('TF_CPP_MIN_LOG_LEVEL', 'TF_CPP_MIN_VLOG_LEVEL',
                       'PYTHONPATH', 'PYTHONHASHSEED', 'PYTHONWARNINGS')
 
 _ZYGOTE = r'''
-import atexit, json, os, runpy, sys, threading, traceback
+import atexit, json, os, runpy, signal, sys, threading, traceback
 sys.path.insert(0, os.getcwd())
 import cli  # first, as in the scripts: it quiets TensorFlow's start-up
 import cifar10  # the costly TensorFlow import, done once for every run
 
 
 def run(argv, env, prefix):
+  signal.pthread_sigmask(signal.SIG_SETMASK, [])
   os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
   for fd, suffix in ((1, '.out'), (2, '.err')):
     os.dup2(os.open(prefix + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
@@ -83,7 +84,8 @@ class _Zygote(object):
     self._log = open(os.path.join(self._dir, 'zygote.log'), 'w')
     self._proc = subprocess.Popen(
         [sys.executable, '-c', _ZYGOTE], cwd=REPO, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=self._log, bufsize=0)
+        stdout=subprocess.PIPE, stderr=self._log, bufsize=0,
+        preexec_fn=as_a_terminal_starts_it)
     self._buffer = b''
     self._runs = 0
     self.lock = threading.Lock()
@@ -140,6 +142,15 @@ def _the_zygote():
   return _zygote
 
 
+def as_a_terminal_starts_it():
+  """preexec_fn for a script started as its own process: Ctrl-C and
+  SIGTERM as a user's shell leaves them, whatever this test process has
+  done with its own (a signal ignored or blocked here would be inherited)."""
+  for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, signal.SIG_DFL)
+  signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def run_script(script, *args, timeout=240, env=None, check=True, fresh=False):
   """Runs one of the repository's scripts as a user would; returns result.
 
@@ -158,7 +169,8 @@ def run_script(script, *args, timeout=240, env=None, check=True, fresh=False):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, script)] + argv[1:],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=timeout, env=full_env, cwd=REPO)
+        universal_newlines=True, timeout=timeout, env=full_env, cwd=REPO,
+        preexec_fn=as_a_terminal_starts_it)
   else:
     try:
       result = subprocess.CompletedProcess(

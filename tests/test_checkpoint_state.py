@@ -16,6 +16,7 @@ import zlib
 
 import pytest
 
+from script_runs import as_a_terminal_starts_it
 from conftest import REPO, run_script
 from fakes import write_dataset
 
@@ -258,7 +259,8 @@ def test_second_trainer_on_a_directory_refuses_and_eval_runs_beside(
       [sys.executable, os.path.join(REPO, 'cifar10_train.py'), '--data_dir',
        data, '--train_dir', train_dir, '--max_steps', '100000',
        '--log_frequency', '1'] + TRAIN,
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      cwd=REPO, preexec_fn=as_a_terminal_starts_it,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       universal_newlines=True)
   try:
     # Once it logs a step it holds the lock and trains.

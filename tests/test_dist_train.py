@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from script_runs import as_a_terminal_starts_it
 from conftest import REPO, run_script
 import fakes
 
@@ -39,7 +40,7 @@ class Cluster(object):
     self._procs[name] = subprocess.Popen(
         [sys.executable, os.path.join(REPO, SCRIPT)] + args, cwd=REPO,
         env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=as_a_terminal_starts_it)
     log.close()
 
   def output(self, name):

@@ -18,6 +18,7 @@ import time
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from script_runs import as_a_terminal_starts_it
 from conftest import REPO, run_script
 import fakes
 from compat import tf
@@ -156,7 +157,8 @@ class Background(object):
     self.popen = subprocess.Popen(
         [sys.executable, os.path.join(REPO, script)] + list(args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, cwd=REPO, env=env, start_new_session=True)
+        universal_newlines=True, cwd=REPO, env=env, start_new_session=True,
+        preexec_fn=as_a_terminal_starts_it)
     self.lines = []
     self.errors = []
     self._readers = [

@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from script_runs import as_a_terminal_starts_it
 from conftest import (LOG_LINE, REPO, Proc, logged_steps, run_script,
                       train_args)
 from compat import tf
@@ -89,7 +90,8 @@ def test_sigterm_saves_the_step_reached_and_resumes(data, tmp_path):
           '--save_summaries_steps', '1000', '--max_steps', '1000000']
   with open(str(tmp_path / 'stderr'), 'w+') as stderr:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr,
-                            universal_newlines=True, cwd=REPO)
+                            universal_newlines=True, cwd=REPO,
+                            preexec_fn=as_a_terminal_starts_it)
     watchdog = threading.Timer(180, proc.kill)
     watchdog.start()
     try:

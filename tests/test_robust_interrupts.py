@@ -17,6 +17,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
+from script_runs import as_a_terminal_starts_it
 from conftest import REPO
 from fakes import write_dataset
 
@@ -30,7 +31,7 @@ def _start(script, *args):
   return subprocess.Popen(
       [sys.executable, os.path.join(REPO, script)] + list(args),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-      cwd=REPO)
+      cwd=REPO, preexec_fn=as_a_terminal_starts_it)
 
 
 def _wait_until(predicate, what):

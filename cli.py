@@ -289,10 +289,14 @@ def _one_line(message):
                   if line.strip())
 
 
+def _error_line(message):
+  return '%s: error: %s\n' % (os.path.basename(sys.argv[0]),
+                              _one_line(message))
+
+
 def fail(message, status=1):
   """Ends the script with message as one line on stderr, exit status 1."""
-  sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
-                                        _one_line(message)))
+  sys.stderr.write(_error_line(message))
   sys.exit(status)
 
 
@@ -303,8 +307,7 @@ def exit_now(message, status=1):
   where neither an exception nor sys.exit can reach it.
   """
   sys.stdout.flush()
-  sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
-                                        _one_line(message)))
+  sys.stderr.write(_error_line(message))
   sys.stderr.flush()
   os._exit(status)  # pylint: disable=protected-access
 

@@ -139,32 +139,27 @@ def wait_for_ps(addresses, timeout_secs):
   """
   deadline = time.time() + timeout_secs
   for i, address in enumerate(addresses):
-    host, _, port = address.rpartition(':')
-    host = host.strip('[]')
     while True:
-      try:
-        socket.create_connection(
-            (host, int(port)),
-            timeout=max(0.1, min(1.0, deadline - time.time()))).close()
+      error = _connection_error(
+          address, max(0.1, min(1.0, deadline - time.time())))
+      if error is None:
         break
-      except (OSError, socket.error) as e:
-        if time.time() >= deadline:
-          raise UserError(
-              'cannot reach parameter server ps %d at %s within %d s '
-              '(--ps_timeout_secs): %s' % (i, address, timeout_secs,
-                                           getattr(e, 'strerror', None) or e))
-        time.sleep(POLL_SECS)
+      if time.time() >= deadline:
+        raise UserError(
+            'cannot reach parameter server ps %d at %s within %d s '
+            '(--ps_timeout_secs): %s' % (i, address, timeout_secs, error))
+      time.sleep(POLL_SECS)
 
 
-def _answers(address, timeout_secs):
-  """Whether address accepts a TCP connection within timeout_secs."""
+def _connection_error(address, timeout_secs):
+  """Why address refuses a TCP connection within timeout_secs, or None."""
   host, _, port = address.rpartition(':')
   try:
     socket.create_connection((host.strip('[]'), int(port)),
                              timeout=timeout_secs).close()
-    return True
-  except (OSError, socket.error):
-    return False
+    return None
+  except (OSError, socket.error) as e:
+    return getattr(e, 'strerror', None) or str(e) or type(e).__name__
 
 
 @contextlib.contextmanager
@@ -184,7 +179,7 @@ def watching_ps(addresses, timeout_secs, on_lost, stop_requested):
     silent_since = {}
     while not done.wait(PROBE_SECS):
       for i, address in enumerate(addresses):
-        if _answers(address, PROBE_SECS):
+        if _connection_error(address, PROBE_SECS) is None:
           silent_since.pop(i, None)
           continue
         silent = time.time() - silent_since.setdefault(i, time.time())

@@ -267,7 +267,7 @@ def test_distorted_inputs_queue_follows_the_tutorial(data_dir):
   """Defaults: 40% of an epoch kept, capacity that + 3 batches, 2 threads.
 
   The tutorial's 16 threads became 2 once records are read and distorted
-  512 at a time (measured in README's Performance section).
+  512 at a time (measured in docs/performance.md, "Levers measured").
   """
   with tf.Graph().as_default() as graph:
     cifar10_input.distorted_inputs(data_dir, 16)

@@ -35,12 +35,14 @@ from absl import flags
 from cifar10lib import cli
 from cifar10lib import checkpoints
 from cifar10lib import classifying
+from cifar10lib import flag_groups
 from cifar10lib.errors import UserError
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')
 flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
-                     '(at most the number of classes).', lower_bound=1)
+                     '(at most the number of classes).', lower_bound=1,
+                     upper_bound=flag_groups.MAX_INT64)
 
 def main(argv):
   paths = argv[1:]
@@ -55,6 +57,7 @@ def main(argv):
         '; ' + resolution.problem if resolution.problem else ''))
   if resolution.note:
     sys.stderr.write('Note: %s\n' % resolution.note)
+  cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
   ds = cli.dataset()
   if FLAGS.top_k > ds.num_classes:
     raise UserError('--top_k=%d: the model has only %d classes'
@@ -73,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, positional=True)

@@ -47,6 +47,7 @@ from cifar10lib import cifar10
 from cifar10lib import directories
 from cifar10lib import cluster_spec
 from cifar10lib.compat import tf
+from cifar10lib import flag_groups
 from cifar10lib.errors import UserError
 from cifar10lib import training
 
@@ -64,7 +65,7 @@ flags.DEFINE_enum('job_name', None, ['ps', 'worker'],
                   '$TF_CONFIG.')
 flags.DEFINE_integer('task_index', None,
                      'This task\'s index within its job (default 0).',
-                     lower_bound=0)
+                     lower_bound=0, upper_bound=flag_groups.MAX_INT64)
 flags.DEFINE_boolean('sync_replicas', False,
                      'Aggregate one batch from every worker into each update '
                      '(SyncReplicasOptimizer) instead of updating '
@@ -72,14 +73,15 @@ flags.DEFINE_boolean('sync_replicas', False,
 flags.DEFINE_integer('ps_timeout_secs', 60,
                      'How long a worker tries to reach every parameter '
                      'server before giving up, at the start and when one '
-                     'stops answering during training.', lower_bound=1)
+                     'stops answering during training.', lower_bound=1,
+                     upper_bound=flag_groups.MAX_SECS)
 flags.DEFINE_integer('worker_timeout_secs', 600,
                      'How long a non-chief worker waits for the chief to '
                      'initialise the model (then gives up) and, with '
                      '--sync_replicas, for an update (then gives up); and how '
                      'long the chief of a fresh asynchronous run waits for '
                      'the other workers to join (then starts without them).',
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=flag_groups.MAX_SECS)
 
 def serve_ps(cluster, task_index):
   """Serves the variables until SIGINT or SIGTERM."""
@@ -445,6 +447,7 @@ def run_worker(cluster, task_index):
             'received %d updates, at global steps %s'
             % (task_index, len(hook.sent), _ranges(hook.sent),
                len(hook.received), _ranges(hook.received)), flush=True)
+  cli.exit_if_stopped()
 
 
 def main(argv=None):

@@ -18,6 +18,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import os
 import time
 
 from absl import flags
@@ -26,6 +27,7 @@ from cifar10lib import cli
 from cifar10lib import checkpoints
 from cifar10lib import directories
 from cifar10lib import evaluation
+from cifar10lib import flag_groups
 from cifar10lib.compat import tf
 from cifar10lib.errors import UserError
 from cifar10lib import schedules
@@ -40,9 +42,10 @@ flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval', 'validation'],
                   'records) or "validation" (the last --validation_examples '
                   'training records, held out of training).')
 flags.DEFINE_integer('eval_interval_secs', 300,
-                     'How often to look for a new checkpoint.', lower_bound=0)
+                     'How often to look for a new checkpoint.', lower_bound=0,
+                     upper_bound=flag_groups.MAX_SECS)
 flags.DEFINE_integer('num_examples', 10000, 'Number of examples to run.',
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=flag_groups.MAX_INT64)
 flags.DEFINE_boolean('run_once', False,
                      'Evaluate the latest checkpoint once and exit.')
 flags.DEFINE_boolean('moving_average', True,
@@ -83,6 +86,12 @@ def evaluate(split):
       cli.session_config(), FLAGS.batch_size, FLAGS.use_fp16,
       cli.model_options(train=False), FLAGS.moving_average,
       FLAGS.preprocessing)
+  if FLAGS.checkpoint_paths:
+    for path in FLAGS.checkpoint_paths:
+      cli.check_recorded(path if os.path.isdir(path) else
+                         os.path.dirname(path) or '.', '--checkpoint_paths')
+  else:
+    cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(FLAGS.checkpoint_dir)
     if not paths:
@@ -117,6 +126,8 @@ def evaluate(split):
           print('Note: %s' % resolution.note, flush=True)
         last_note = resolution.note
         last_evaluated = checkpoint
+        # A trainer started after this watcher records its options late.
+        cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
         try:
           evaluator.evaluate(checkpoint, writer)
         except UserError as e:

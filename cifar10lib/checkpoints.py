@@ -332,3 +332,111 @@ def _check_same_network(checkpoint, shapes, var_list):
   if theirs and ours and theirs != ours:
     raise UserError('checkpoint %s holds a --model=%s network, not this '
                     '--model=%s one' % (checkpoint, theirs, ours))
+
+
+# The trainer's own checkpoints: MonitoredTrainingSession's saver names
+# them model.ckpt-<step> (snapshot-<step> copies are kept apart on purpose).
+_TRAINER_FILE = re.compile(
+    r'^model\.ckpt-(\d+)(\.index|\.meta|\.data-\d{5}-of-\d{5})$')
+
+
+def _trainer_files(directory):
+  """{step: [file names]} of the trainer's checkpoint files in directory."""
+  found = collections.defaultdict(list)
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return found
+  for name in names:
+    match = _TRAINER_FILE.match(name)
+    if match and not os.path.isdir(os.path.join(directory, name)):
+      found[int(match.group(1))].append(name)
+  return found
+
+
+def _why_unusable(prefix, complete):
+  """Why the files of checkpoint prefix cannot be resumed from, or None."""
+  if prefix not in complete:
+    return 'incomplete'
+  try:
+    _read(prefix)
+  except UserError as e:
+    return 'unreadable: %s' % str(e).split(': ', 1)[-1]
+  return None
+
+
+def set_aside_newer(directory, chosen):
+  """Renames the trainer's checkpoints newer than chosen out of the way.
+
+  Training from chosen saves its next checkpoints under the same names, and
+  TensorFlow's saver would overwrite them: an unreadable or incomplete
+  newest checkpoint, or a complete one newer than the one the state file
+  names. Their files get a suffix saying why (`.unreadable`,
+  `.incomplete`, `.superseded`; `.1`, `.2`, ... when taken), which no
+  script reads as a checkpoint. Returns one line saying what was set aside
+  and why, or None when nothing was.
+  """
+  chosen_step = _order(chosen)[0] if chosen else -1
+  complete = complete_checkpoints(directory)
+  moved = []
+  for step, names in sorted(_trainer_files(directory).items()):
+    if step <= chosen_step:
+      continue
+    prefix = os.path.join(directory, 'model.ckpt-%d' % step)
+    why = _why_unusable(prefix, complete) or 'superseded'
+    suffix = why.split(' ', 1)[0]
+    taken = 0
+    while any(os.path.lexists(os.path.join(directory, n + '.' + suffix +
+                                           ('.%d' % taken if taken else '')))
+              for n in names):
+      taken += 1
+    suffix += '.%d' % taken if taken else ''
+    for name in names:
+      try:
+        os.rename(os.path.join(directory, name),
+                  os.path.join(directory, name + '.' + suffix))
+      except OSError as e:
+        raise UserError('cannot set aside %s (newer than %s, which training '
+                        'resumes from): %s; move it away by hand'
+                        % (os.path.join(directory, name), chosen or 'step 0',
+                           e.strerror or e))
+    moved.append('model.ckpt-%d (%s) as model.ckpt-%d.*.%s'
+                 % (step, why if why != 'superseded' else
+                    'newer than the checkpoint resumed from', step, suffix))
+  if not moved:
+    return None
+  return ('set aside %s, so that training from %s does not overwrite %s'
+          % ('; '.join(moved), os.path.basename(chosen) if chosen else
+             'step 0', 'them' if len(moved) > 1 else 'it'))
+
+
+def forget_missing(directory):
+  """Rewrites directory's state file to name only checkpoints that exist.
+
+  After a failed save removed the checkpoint that the state file already
+  named. The state then names the newest complete one left; with none
+  left, the state file goes too (a start from step 0 needs none).
+  """
+  state_path = os.path.join(directory, STATE_FILE)
+  state, _ = _read_state(state_path)
+  if state is None:
+    return
+  complete = complete_checkpoints(directory)
+  kept = [p for p in (_own(directory, n, complete)
+                      for n in state.all_model_checkpoint_paths) if p]
+  named = _own(directory, state.model_checkpoint_path, complete)
+  if named and len(kept) == len(state.all_model_checkpoint_paths):
+    return
+  chosen = named or (kept[-1] if kept else
+                     complete[-1] if complete else None)
+  if chosen is None:
+    try:
+      os.remove(state_path)
+    except OSError:
+      pass
+    return
+  try:
+    write_state(directory, chosen,
+                sorted(set(kept) - {chosen}, key=_order) + [chosen])
+  except UserError:
+    pass  # the disk is full: the next start resolves the state itself

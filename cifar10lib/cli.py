@@ -14,7 +14,9 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import contextlib
 import os
+import signal
 import sys
 
 from absl import app
@@ -32,6 +34,7 @@ from cifar10lib.errors import UserError
 from cifar10lib import models
 from cifar10lib import precision as precision_lib
 from cifar10lib import preprocessing
+from cifar10lib import run_record
 from cifar10lib import schedules
 from cifar10lib import training
 from cifar10lib import validation
@@ -100,11 +103,39 @@ def _check_batch_size(split, train):
             memory / 2.0 ** 30))
 
 
+class _Stopped(KeyboardInterrupt):
+  """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+  def __init__(self, signum):
+    super(_Stopped, self).__init__(signum)
+    self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+  """SIGTERM and SIGHUP end the block as Ctrl-C does: what cleans up after
+  Ctrl-C (a download's partial file, the directories it made) runs for
+  them too, and the script ends in one line with the shell's status."""
+  def stop(signum, frame):
+    del frame
+    raise _Stopped(signum)
+  previous = {}
+  for sig in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(sig) == signal.SIG_DFL:
+      previous[sig] = signal.signal(sig, stop)
+  try:
+    yield
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+
+
 def maybe_download_and_extract():
   """Fetches --dataset into --data_dir unless it is there (--data_url)."""
-  cifar10.maybe_download_and_extract(
-      FLAGS.data_dir, url=FLAGS.data_url, ds=dataset(),
-      deadline_secs=FLAGS.download_deadline_secs)
+  with _stop_signals_interrupt():
+    cifar10.maybe_download_and_extract(
+        FLAGS.data_dir, url=FLAGS.data_url, ds=dataset(),
+        deadline_secs=FLAGS.download_deadline_secs)
 
 
 def distorted_inputs(split, batch_size, mean=None):
@@ -181,7 +212,49 @@ def loop_options():
   return training.LoopOptions(
       FLAGS.train_dir, FLAGS.max_steps, FLAGS.log_frequency,
       FLAGS.save_checkpoint_secs, FLAGS.save_checkpoint_steps,
-      FLAGS.save_summaries_steps, FLAGS.input_timeout_secs)
+      FLAGS.save_summaries_steps, FLAGS.input_timeout_secs,
+      recorded_options())
+
+
+# The options that shape the graph or give the data their meaning: a
+# trainer records them beside its checkpoints (run_record.py).
+RECORDED_OPTIONS = ('model', 'norm', 'top_layers', 'use_fp16', 'dataset',
+                    'cifar100_labels', 'preprocessing', 'precision',
+                    'validation_examples')
+
+
+def recorded_options():
+  """{option: value} of RECORDED_OPTIONS that this script has flags for.
+
+  --cifar100_labels only with --dataset=cifar100, which alone reads it.
+  """
+  options = {name: FLAGS[name].value for name in RECORDED_OPTIONS
+             if name in FLAGS}
+  if options.get('dataset') != 'cifar100':
+    options.pop('cifar100_labels', None)
+  return options
+
+
+def check_recorded(directory, flag):
+  """Raises UserError when evaluating or classifying with options other
+  than those directory's checkpoints were trained with (its record).
+
+  --use_fp16 may differ (the values are cast), and --validation_examples
+  matters only to --eval_data=validation.
+  """
+  options = recorded_options()
+  options.pop('use_fp16', None)
+  if 'eval_data' not in FLAGS or FLAGS.eval_data != 'validation':
+    options.pop('validation_examples', None)
+  run_record.check(directory, options, flag)
+
+
+def exit_if_stopped():
+  """Exits with a shell's status for the signal that stopped training
+  (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), if one did, so that
+  `train && evaluate` does not go on after an interrupted run."""
+  if training.stopped_by:
+    sys.exit(128 + int(getattr(signal, training.stopped_by)))
 
 
 _warned = set()
@@ -267,6 +340,7 @@ def run_trainer(train):
     split = data_split('train')
     with directories.claim_train_dir(FLAGS.train_dir):
       train(split)
+    exit_if_stopped()
   run(main)
 
 
@@ -280,12 +354,15 @@ def epoch_examples(split):
   return split.num_examples if show else None
 
 
-def run(main):
+def run(main, positional=False):
   """Runs main under absl, turning user mistakes into one line and exit 1.
 
   Flag errors and user errors are reported without a traceback; anything
   else is a bug and keeps its traceback. Ctrl-C that main does not handle
-  itself (during a download, say) ends in one line and status 130.
+  itself (during a download, say) ends in one line and status 130 (SIGTERM
+  and SIGHUP where they interrupt: 143 and 129). Unless positional (the
+  images cifar10_classify.py takes), an argument that is not a flag is
+  refused: `max_steps=5` without its dashes would otherwise be ignored.
   """
   # Float flags a script defines itself refuse NaN too.
   for flag in list(FLAGS._flags().values()):  # pylint: disable=protected-access
@@ -294,18 +371,30 @@ def run(main):
 
   def parse(argv):
     try:
-      return FLAGS(argv)
+      rest = FLAGS(argv)
+    except flags.CantOpenFlagFileError as e:
+      # absl's own words start "ERROR:: Unable to open flagfile: ".
+      fail('--flagfile: cannot open it: %s'
+           % str(e).split('flagfile: ', 1)[-1], 2)
     except flags.Error as e:
       sys.stderr.write('%s: error: %s\n' % (os.path.basename(argv[0]),
                                             _one_line(e)))
       sys.exit(2)
+    if len(rest) > 1 and not positional:
+      fail('unexpected argument %r: this script takes flags only, written '
+           '--name=value (see --help)' % rest[1], 2)
+    return rest
 
   def guarded(argv):
     try:
       return main(argv)
     except UserError as e:
       fail(e)
-    except KeyboardInterrupt:
-      fail('interrupted (SIGINT); stopped', INTERRUPTED_STATUS)
+    except KeyboardInterrupt as e:
+      signum = getattr(e, 'signum', None)
+      if signum is None:
+        fail('interrupted (SIGINT); stopped', INTERRUPTED_STATUS)
+      fail('interrupted (%s); stopped' % signal.Signals(signum).name,
+           128 + signum)
 
   app.run(guarded, flags_parser=parse)

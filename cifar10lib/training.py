@@ -24,6 +24,7 @@ import time
 
 from cifar10lib import checkpoints
 from cifar10lib.compat import tf
+from cifar10lib import run_record
 from cifar10lib.errors import UserError
 
 # A closed terminal (SIGHUP) stops training as kill does.
@@ -31,20 +32,27 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _installed_stoppers = []  # the _StopOnSignalHook now handling STOP_SIGNALS
 # How long a step may wait for its input before training gives up.
 INPUT_TIMEOUT_SECS = 600
+# The name of the signal that stopped the last run_training, or None: the
+# script then exits with the status a shell gives a process it ended.
+stopped_by = None
 
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
     'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
-    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs'])):
+    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs',
+    'record'])):
   """Where the loop writes, how long it runs, how often it logs and saves.
 
   save_checkpoint_steps, when set, replaces save_checkpoint_secs.
   input_timeout_secs bounds each step of a local trainer: a step that gets
-  no input for that long ends training with an error.
+  no input for that long ends training with an error. record, when given,
+  is the {option: value} that shapes the graph (run_record.py): checked
+  against train_dir's record before resuming, and written there when a run
+  starts.
   """
 
 
-LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS,)
+LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS, None)
 
 
 class _LoggerHook(tf.train.SessionRunHook):
@@ -227,6 +235,9 @@ class _CheckpointSaver(tf.train.Saver):
     self._bytes_needed = sum(
         v.shape.num_elements() * v.dtype.base_dtype.size
         for v in tf.global_variables() if v.shape.is_fully_defined())
+    # The graph (.meta) takes about as much as its definition; the rest of
+    # the graph is added after the saver, so it is measured at the failure.
+    self._graph = tf.get_default_graph()
 
   def save(self, sess, save_path, global_step=None, *args, **kwargs):
     prefix = save_path
@@ -244,6 +255,8 @@ class _CheckpointSaver(tf.train.Saver):
     """Removes the failed save's own files; returns the UserError to raise."""
     leftovers = glob.glob(glob.escape(prefix) + '_temp*')
     leftovers += glob.glob(glob.escape(prefix) + '.*tempstate*')
+    # The graph is written to <prefix>.meta.tmp<random>, then renamed.
+    leftovers += glob.glob(glob.escape(prefix) + '.meta.tmp*')
     if not existed:  # a new checkpoint, never one resumed from
       leftovers += glob.glob(glob.escape(prefix) + '.index')
       leftovers += glob.glob(glob.escape(prefix) + '.data-*')
@@ -257,6 +270,9 @@ class _CheckpointSaver(tf.train.Saver):
         except OSError:
           pass
     directory = os.path.dirname(prefix)
+    # The saver names a checkpoint in the state file before it writes the
+    # graph: a failure there leaves it naming the files just removed.
+    checkpoints.forget_missing(directory)
     try:
       free = ' (%.1f MB free)' % (shutil.disk_usage(directory).free / 1e6)
     except OSError:
@@ -268,10 +284,11 @@ class _CheckpointSaver(tf.train.Saver):
     reasons = [l.rsplit('; ', 1)[1] for l in lines if '; ' in l]
     return UserError(
         '--train_dir=%s: cannot save checkpoint %s: %s; a checkpoint needs '
-        'about %.1f MB there%s; its partial files were removed, the '
-        'checkpoints saved before are kept'
+        'about %.1f MB there, its graph included%s; its partial files were '
+        'removed, the checkpoints saved before are kept'
         % (directory, os.path.basename(prefix),
-           reasons[-1] if reasons else lines[0], self._bytes_needed / 1e6,
+           reasons[-1] if reasons else lines[0],
+           (self._bytes_needed + self._graph.as_graph_def().ByteSize()) / 1e6,
            free))
 
 
@@ -302,18 +319,22 @@ def _repair_state(train_dir, resolution):
         % os.path.join(train_dir, checkpoints.STATE_FILE), flush=True)
 
 
-def _check_resumable(train_dir):
+def _check_resumable(train_dir, record=None):
   """Raises UserError when train_dir's checkpoint cannot restore this graph.
 
   Without it, resuming a directory trained with other model flags (or by
-  the other trainer) ends in TensorFlow's NotFoundError traceback. Returns
-  the checkpoint to resume from, or None; once it fits, the state file
-  names it (_repair_state).
+  the other trainer) ends in TensorFlow's NotFoundError traceback; and a
+  graph that differs without differing variables (another --norm) is only
+  seen in the directory's record of its options. Returns the
+  checkpoints.Resolution to resume from; nothing is written yet
+  (_prepare_resume does that once training is sure to start).
   """
   resolution = checkpoints.resolve(train_dir)
+  if record is not None and checkpoints.complete_checkpoints(train_dir):
+    run_record.check(train_dir, record, '--train_dir')
   latest = resolution.path
   if not latest:
-    return None
+    return resolution
   variables = {v.op.name: v for v in tf.global_variables()}
   try:
     checkpoints.checkpoint_var_list(latest, {}, variables,
@@ -321,8 +342,19 @@ def _check_resumable(train_dir):
   except UserError as e:
     raise UserError('--train_dir=%s: cannot resume: %s; use another '
                     '--train_dir (nothing was changed)' % (train_dir, e))
+  return resolution
+
+
+def _prepare_resume(train_dir, resolution, record):
+  """What a chief writes before its session: the state file repaired, the
+  checkpoints it would overwrite set aside, the record of its options."""
   _repair_state(train_dir, resolution)
-  return latest
+  aside = checkpoints.set_aside_newer(train_dir, resolution.path)
+  if aside:
+    print('Note: %s.' % aside, flush=True)
+  if record is not None and (run_record.read(train_dir) is None or
+                             not checkpoints.complete_checkpoints(train_dir)):
+    run_record.write(train_dir, record)
 
 
 def _saved_step(checkpoint):
@@ -406,7 +438,11 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   all_hooks.extend(hooks)
   save_secs = (None if options.save_checkpoint_steps
                else options.save_checkpoint_secs)
-  resume_from = _check_resumable(options.train_dir) if is_chief else None
+  global stopped_by
+  stopped_by = None
+  resolution = (_check_resumable(options.train_dir, options.record)
+                if is_chief else None)
+  resume_from = resolution and resolution.path
   if resume_from:
     # Read from the checkpoint the session would restore, before the session
     # exists: creating it already writes an event file (graph, summaries)
@@ -421,6 +457,9 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                                    resume_from)
       logger.step = saved_step
       return logger
+  if is_chief:
+    _prepare_resume(options.train_dir, resolution, options.record)
+  if resume_from:
     print('Resuming from %s' % resume_from, flush=True)
   if start_line:
     print(start_line, flush=True)
@@ -462,6 +501,16 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
         'step %s: the input produced nothing (are the training files still '
         'there and non-empty?); the last checkpoint in %s is kept'
         % (options.input_timeout_secs, logger.step, options.train_dir))
+  except tf.errors.NotFoundError as e:
+    # A training file removed while training: its reader fails to reopen it
+    # and the queue runner's error comes out of the session's close.
+    if master:
+      raise
+    raise UserError(
+        'training stopped at step %s: %s (was a training file removed?); the '
+        'last checkpoint in %s is kept' % (
+            logger.step, e.message.strip().splitlines()[0],
+            options.train_dir))
   except tf.errors.InvalidArgumentError as e:
     # A NaN reaching a histogram summary fails its step before the loss check.
     if 'Nan in summary histogram' not in e.message:
@@ -473,6 +522,7 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   finally:
     stopper.uninstall()
   if stopper.signal_name:
+    stopped_by = stopper.signal_name
     print('Stopped by %s at step %s%s'
           % (stopper.signal_name, logger.step,
              '; checkpoint saved in %s' % options.train_dir if is_chief

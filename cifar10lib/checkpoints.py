@@ -357,6 +357,12 @@ def _trainer_files(directory):
 def _why_unusable(prefix, complete):
   """Why the files of checkpoint prefix cannot be resumed from, or None."""
   if prefix not in complete:
+    directory = os.path.dirname(prefix)
+    for name in sorted(os.listdir(directory)):
+      path = os.path.join(directory, name)
+      if (name.startswith(os.path.basename(prefix) + '.') and
+          not os.access(path, os.R_OK)):
+        return 'unreadable: %s: permission denied' % name
     return 'incomplete'
   try:
     _read(prefix)
@@ -384,7 +390,7 @@ def set_aside_newer(directory, chosen):
       continue
     prefix = os.path.join(directory, 'model.ckpt-%d' % step)
     why = _why_unusable(prefix, complete) or 'superseded'
-    suffix = why.split(' ', 1)[0]
+    suffix = why.split(':', 1)[0]
     taken = 0
     while any(os.path.lexists(os.path.join(directory, n + '.' + suffix +
                                            ('.%d' % taken if taken else '')))

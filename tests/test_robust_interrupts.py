@@ -174,7 +174,8 @@ def test_signal_stops_a_trainer_whose_input_ran_dry(tmp_path, sig):
   err = proc.stderr.read()
   proc.wait(timeout=WAIT_SECS)
   out = reader.join()
-  assert proc.returncode == 0, (out, err)
+  # A shell's status for a process the signal ended: not a finished run.
+  assert proc.returncode == 128 + sig, (out, err)
   name = signal.Signals(sig).name
   stopped = [line for line in out.splitlines() if line.startswith('Stopped')]
   assert len(stopped) == 1 and ('Stopped by %s at step' % name) in stopped[0]
@@ -208,7 +209,7 @@ def test_sighup_stops_after_the_step_with_a_checkpoint(tmp_path):
   err = proc.stderr.read()
   proc.wait(timeout=WAIT_SECS)
   out = reader.join()
-  assert proc.returncode == 0, (out, err)
+  assert proc.returncode == 128 + signal.SIGHUP, (out, err)
   stopped = [line for line in out.splitlines() if line.startswith('Stopped')]
   assert len(stopped) == 1 and 'Stopped by SIGHUP at step' in stopped[0]
   step = int(stopped[0].split('at step ')[1].split(';')[0])

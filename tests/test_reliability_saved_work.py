@@ -14,17 +14,13 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import fakes
-from conftest import REPO, one_error_line, run_script
+from conftest import one_error_line, run_script, run_unprivileged
 
 TRAIN = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05']
-SETPRIV = ['setpriv', '--inh-caps=-dac_override,-dac_read_search',
-           '--bounding-set=-dac_override,-dac_read_search']
 
 
 @pytest.fixture(scope='module')
@@ -79,32 +75,6 @@ def assert_unchanged_up_to(before, after, step):
       assert after[name] == digest, name
 
 
-def can_drop_dac_override(tmp_path):
-  probe = tmp_path / 'probe'
-  probe.write_text('x')
-  os.chmod(str(probe), 0)
-  try:
-    result = subprocess.run(SETPRIV + ['cat', str(probe)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  except OSError:
-    return False
-  finally:
-    os.chmod(str(probe), 0o644)
-    probe.unlink()
-  return result.returncode != 0
-
-
-def unprivileged(tmp_path, script, *args):
-  """Runs script without the power to read files whatever their mode."""
-  if os.geteuid() == 0 and not can_drop_dac_override(tmp_path):
-    pytest.skip('running as root and setpriv cannot drop CAP_DAC_OVERRIDE')
-  prefix = SETPRIV if os.geteuid() == 0 else []
-  return subprocess.run(
-      prefix + [sys.executable, os.path.join(REPO, script)] +
-      [str(a) for a in args], cwd=REPO, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, universal_newlines=True, timeout=180)
-
-
 def test_unreadable_newest_without_state_file_is_set_aside(base, tmp_path):
   data = base[0]
   train_dir = copy_of(base, tmp_path)
@@ -150,7 +120,7 @@ def test_permission_denied_checkpoint_is_set_aside(base, tmp_path):
   locked = os.path.join(train_dir, 'model.ckpt-20.data-00001-of-00002')
   os.chmod(locked, 0)
   try:
-    result = unprivileged(tmp_path, 'cifar10_train.py', '--data_dir', data,
+    result = run_unprivileged(tmp_path, 'cifar10_train.py', '--data_dir', data,
                           '--train_dir', train_dir, '--max_steps', '12',
                           '--norm', 'none', *TRAIN)
   finally:

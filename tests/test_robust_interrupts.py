@@ -118,7 +118,10 @@ def slow_server():
   server.server_close()
 
 
-def test_sigint_during_download_leaves_nothing(tmp_path, slow_server):
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM,
+                                 signal.SIGHUP])
+def test_stop_signal_during_download_leaves_nothing(tmp_path, slow_server,
+                                                    sig):
   data_dir = tmp_path / 'new' / 'data'
   proc = _start('cifar10_train.py', '--data_dir', str(data_dir),
                 '--train_dir', str(tmp_path / 'train'),
@@ -130,11 +133,14 @@ def test_sigint_during_download_leaves_nothing(tmp_path, slow_server):
         for name in os.listdir(str(data_dir)))
   _wait_until(lambda: downloading() or proc.poll() is not None,
               'the download to start')
-  proc.send_signal(signal.SIGINT)
+  started = time.time()
+  proc.send_signal(sig)
   out, err = proc.communicate(timeout=WAIT_SECS)
-  assert proc.returncode == INTERRUPTED, (out, err)
+  assert time.time() - started < 30, 'the download went on after %s' % sig
+  assert proc.returncode == 128 + sig, (out, err)
   lines = [line for line in err.splitlines() if not line.startswith('>>')]
-  assert lines == ['cifar10_train.py: error: interrupted (SIGINT); stopped'], err
+  assert lines == ['cifar10_train.py: error: interrupted (%s); stopped'
+                   % signal.Signals(sig).name], err
   # The partial file, the directories it made: all gone.
   assert not (tmp_path / 'new').exists()
   assert not (tmp_path / 'train').exists()

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 
+from cifar10lib import checkpoint_files
 from cifar10lib import checkpoints
 from cifar10lib.compat import tf
 from cifar10lib import run_record
@@ -227,7 +228,9 @@ class _CheckpointSaver(tf.train.Saver):
 
   TensorFlow leaves a failed save's half-written `<prefix>_temp*` files
   behind (which fill the disk again at the next start) and reports it as a
-  traceback.
+  traceback. Nor does it overwrite a checkpoint it did not write itself:
+  the session saves at the step it resumed from, which is there already,
+  with the same values.
   """
 
   def __init__(self, *args, **kwargs):
@@ -238,6 +241,7 @@ class _CheckpointSaver(tf.train.Saver):
     # The graph (.meta) takes about as much as its definition; the rest of
     # the graph is added after the saver, so it is measured at the failure.
     self._graph = tf.get_default_graph()
+    self._written = set()
 
   def save(self, sess, save_path, global_step=None, *args, **kwargs):
     prefix = save_path
@@ -245,11 +249,15 @@ class _CheckpointSaver(tf.train.Saver):
       prefix = '%s-%d' % (save_path, tf.train.global_step(sess, global_step)
                           if hasattr(global_step, 'op') else int(global_step))
     existed = os.path.exists(prefix + '.index')
+    if existed and prefix not in self._written:
+      return prefix
     try:
-      return super(_CheckpointSaver, self).save(sess, save_path, global_step,
-                                                *args, **kwargs)
+      saved = super(_CheckpointSaver, self).save(sess, save_path, global_step,
+                                                 *args, **kwargs)
     except (tf.errors.OpError, ValueError) as e:
       raise self._failed(prefix, existed, e)
+    self._written.add(prefix)
+    return saved
 
   def _failed(self, prefix, existed, error):
     """Removes the failed save's own files; returns the UserError to raise."""
@@ -272,7 +280,7 @@ class _CheckpointSaver(tf.train.Saver):
     directory = os.path.dirname(prefix)
     # The saver names a checkpoint in the state file before it writes the
     # graph: a failure there leaves it naming the files just removed.
-    checkpoints.forget_missing(directory)
+    checkpoint_files.forget_missing(directory)
     try:
       free = ' (%.1f MB free)' % (shutil.disk_usage(directory).free / 1e6)
     except OSError:
@@ -349,7 +357,7 @@ def _prepare_resume(train_dir, resolution, record):
   """What a chief writes before its session: the state file repaired, the
   checkpoints it would overwrite set aside, the record of its options."""
   _repair_state(train_dir, resolution)
-  aside = checkpoints.set_aside_newer(train_dir, resolution.path)
+  aside = checkpoint_files.set_aside_newer(train_dir, resolution.path)
   if aside:
     print('Note: %s.' % aside, flush=True)
   if record is not None and (run_record.read(train_dir) is None or

@@ -280,7 +280,7 @@ def test_second_trainer_on_a_directory_refuses_and_eval_runs_beside(
   finally:
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=120)
-  assert first.returncode == 0, err
+  assert first.returncode == 128 + signal.SIGTERM, err
   assert 'Stopped by SIGTERM' in out
   with open(os.path.join(train_dir, 'checkpoint')) as f:
     latest = re.search(r'model_checkpoint_path: "(.*)"', f.read()).group(1)
@@ -314,6 +314,7 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
   assert re.search(r'ckpt-20: File too large; .* needs about [0-9.]+ MB',
                    line)
   assert not glob.glob(os.path.join(train_dir, '*_temp*'))
+  assert not glob.glob(os.path.join(train_dir, '*.tmp*'))
   after = digests(train_dir)
   for name, digest in before.items():
     if name.startswith(('model.ckpt', 'checkpoint')):

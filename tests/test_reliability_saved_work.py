@@ -193,3 +193,43 @@ def test_record_is_written_atomically_and_names_the_options(base):
     text = f.read()
   assert '"norm": "none"' in text and '"model": "tutorial"' in text
   assert not glob.glob(os.path.join(base[1], '*.tmp'))
+
+
+def test_failed_save_leaves_no_temporary_file_and_a_true_state(tmp_path):
+  """What a full disk leaves when the graph (.meta) is the file that fails:
+  the saver has already named the checkpoint in the state file, and its
+  graph is half-written under a temporary name."""
+  from cifar10lib import checkpoints
+  from cifar10lib import training
+  from cifar10lib.compat import tf
+  train_dir = str(tmp_path)
+  prefix = os.path.join(train_dir, 'model.ckpt')
+  with tf.Graph().as_default():
+    tf.train.get_or_create_global_step()
+    tf.get_variable('weights', [1000])
+    saver = training.checkpoint_saver()
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      saver.save(session, prefix, global_step=10)
+    before = digests(train_dir)
+    for name in ['model.ckpt-30.index', 'model.ckpt-30.data-00000-of-00001',
+                 'model.ckpt-30.meta.tmp5c2e9a']:
+      with open(os.path.join(train_dir, name), 'wb') as f:
+        f.write(b'partial')
+    checkpoints.write_state(train_dir, prefix + '-30',
+                            [prefix + '-10', prefix + '-30'])
+    error = saver._failed(  # pylint: disable=protected-access
+        prefix + '-30', False, tf.errors.ResourceExhaustedError(
+            None, None, 'model.ckpt-30.meta.tmp5c2e9a; No space left on '
+            'device'))
+  line = str(error)
+  assert len(line.splitlines()) == 1
+  assert 'cannot save checkpoint model.ckpt-30: No space left on device' in line
+  assert 'its graph included' in line
+  after = digests(train_dir)
+  assert sorted(after) == sorted(before)
+  assert {n: after[n] for n in before if n != 'checkpoint'} == {
+      n: d for n, d in before.items() if n != 'checkpoint'}
+  with open(os.path.join(train_dir, 'checkpoint')) as f:
+    state = f.read()
+  assert 'model.ckpt-30' not in state and '"model.ckpt-10"' in state

@@ -279,6 +279,7 @@ class _StartTogetherHook(tf.train.SessionRunHook):
                             shared_name='workers_joined')
     self._global_step = tf.train.get_global_step()
     if self._task_index == 0:
+      self._joined_op = joined.size()
       self._wait_op = joined.dequeue_many(self._num_workers - 1)
     else:
       self._join_op = joined.enqueue(self._task_index)
@@ -289,16 +290,31 @@ class _StartTogetherHook(tf.train.SessionRunHook):
       session.run(self._join_op)
       deadline = time.time() + self._timeout_secs
       while (fresh and not session.run(self._global_step) and
-             time.time() < deadline):
+             time.time() < deadline and not training.stop_requested()):
         time.sleep(cluster_spec.POLL_SECS)
     elif fresh:
-      try:
-        session.run(self._wait_op, options=self._options)
-        print('All %d workers have joined' % self._num_workers, flush=True)
-      except tf.errors.DeadlineExceededError:
+      self._wait_for_workers(session, coord)
+
+  def _wait_for_workers(self, session, coord):
+    """The chief's wait: said once, polled so that a stop signal ends it."""
+    others = self._num_workers - 1
+    deadline = time.time() + self._timeout_secs
+    if session.run(self._joined_op) < others:
+      print('Waiting up to %d s (--worker_timeout_secs) for the other %d '
+            'worker%s to join; Ctrl-C stops.' % (
+                self._timeout_secs, others, 's' if others > 1 else ''),
+            flush=True)
+    while session.run(self._joined_op) < others:
+      if training.stop_requested() or coord.should_stop():
+        return  # the session stops before its first step, with a checkpoint
+      if time.time() >= deadline:
         print('Warning: not all %d workers joined within %d s '
               '(--worker_timeout_secs); starting without them'
               % (self._num_workers, self._timeout_secs), flush=True)
+        return
+      time.sleep(cluster_spec.POLL_SECS)
+    session.run(self._wait_op, options=self._options)
+    print('All %d workers have joined' % self._num_workers, flush=True)
 
 
 class _UpdateTimeoutHook(tf.train.SessionRunHook):

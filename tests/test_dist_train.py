@@ -377,3 +377,31 @@ def test_bad_cluster_is_named(dist, kwargs, message):
   with pytest.raises(UserError) as error:
     dist.resolve_cluster(**kwargs)
   assert message in str(error.value)
+
+
+def test_chief_waiting_for_workers_says_so_and_stops_on_the_first_signal(
+    cluster, data_dir, tmp_path):
+  """Worker 1 never starts: the chief waits --worker_timeout_secs (600 s) for
+  it, and says so once; SIGTERM ends the wait at once, with a checkpoint."""
+  ps_port, w0_port, w1_port = fakes.free_ports(3)
+  ps_hosts, worker_hosts = _hosts(ps_port, [w0_port, w1_port])
+  hosts = ['--ps_hosts=' + ','.join(ps_hosts),
+           '--worker_hosts=' + ','.join(worker_hosts)]
+  train_dir = str(tmp_path / 'train')
+  cluster.start('ps', hosts + ['--job_name=ps', '--task_index=0'])
+  cluster.start('worker0', hosts + [
+      '--job_name=worker', '--task_index=0', '--data_dir', data_dir,
+      '--train_dir', train_dir, '--batch_size=16', '--max_steps=1000'])
+  waiting = ('Waiting up to 600 s (--worker_timeout_secs) for the other 1 '
+             'worker to join; Ctrl-C stops.')
+  deadline = time.time() + PROCESS_TIMEOUT_SECS
+  while waiting not in cluster.output('worker0'):
+    assert time.time() < deadline, cluster.output('worker0')
+    time.sleep(0.2)
+  cluster.stop('worker0', signal.SIGTERM)
+  stopped = time.time()
+  out = cluster.finish('worker0', expect_rc=128 + signal.SIGTERM)
+  assert time.time() - stopped < 30, out
+  assert out.count(waiting) == 1, out
+  assert 'Stopped by SIGTERM at step 0' in out, out
+  assert _checkpoint_step(train_dir) == 0

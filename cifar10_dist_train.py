@@ -394,7 +394,8 @@ def run_worker(cluster, task_index):
   """Trains as worker task_index until the cluster reaches --max_steps."""
   is_chief = task_index == 0
   num_workers = len(cluster['worker'])
-  cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
+  with cli.stop_signals_interrupt():
+    cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
   cli.maybe_download_and_extract()
   # Bad data fails before --train_dir is made.
   split = cli.data_split('train')

@@ -112,7 +112,7 @@ class _Stopped(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _stop_signals_interrupt():
+def stop_signals_interrupt():
   """SIGTERM and SIGHUP end the block as Ctrl-C does: what cleans up after
   Ctrl-C (a download's partial file, the directories it made) runs for
   them too, and the script ends in one line with the shell's status."""
@@ -132,7 +132,7 @@ def _stop_signals_interrupt():
 
 def maybe_download_and_extract():
   """Fetches --dataset into --data_dir unless it is there (--data_url)."""
-  with _stop_signals_interrupt():
+  with stop_signals_interrupt():
     cifar10.maybe_download_and_extract(
         FLAGS.data_dir, url=FLAGS.data_url, ds=dataset(),
         deadline_secs=FLAGS.download_deadline_secs)

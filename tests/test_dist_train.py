@@ -205,6 +205,35 @@ def test_worker_without_parameter_server_gives_up_with_one_line(data_dir,
   assert result.stderr.splitlines() == [
       '%s: error: cannot reach parameter server ps 0 at 127.0.0.1:%d within '
       '3 s (--ps_timeout_secs): Connection refused' % (SCRIPT, ps_port)]
+  # The wait said what it waits for, once.
+  assert result.stdout.splitlines() == [
+      'Waiting up to 3 s (--ps_timeout_secs) for parameter server ps 0 at '
+      '127.0.0.1:%d (Connection refused); Ctrl-C stops.' % ps_port]
+  assert not os.path.exists(str(tmp_path / 'train'))
+
+
+def test_sigterm_ends_the_wait_for_a_parameter_server(data_dir, tmp_path):
+  ps_port, worker_port = fakes.free_ports(2)   # nothing listens on either
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(REPO, SCRIPT),
+       '--ps_hosts=127.0.0.1:%d' % ps_port,
+       '--worker_hosts=127.0.0.1:%d' % worker_port, '--job_name=worker',
+       '--task_index=0', '--data_dir', data_dir, '--train_dir',
+       str(tmp_path / 'train')], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, universal_newlines=True,
+      preexec_fn=as_a_terminal_starts_it)
+  try:
+    assert 'for parameter server ps 0' in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    stopped = time.time()
+    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_SECS)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert time.time() - stopped < 10
+  assert proc.returncode == 128 + signal.SIGTERM, err
+  assert err.splitlines() == ['%s: error: interrupted (SIGTERM); stopped'
+                              % SCRIPT], err
   assert not os.path.exists(str(tmp_path / 'train'))
 
 

@@ -475,6 +475,7 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   events = (_graph_written_once(options.train_dir) if is_chief
             else contextlib.nullcontext())
   stopper.install()
+  timed_out = False
   try:
     with events, tf.train.MonitoredTrainingSession(
         master=master,
@@ -495,7 +496,15 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
           timeout_in_ms=int(options.input_timeout_secs * 1000)))
       if logger.step < options.max_steps:
         while not mon_sess.should_stop():
-          mon_sess.run(train_op, options=run_options)
+          try:
+            mon_sess.run(train_op, options=run_options)
+          except tf.errors.DeadlineExceededError:
+            if master:
+              raise
+            # The session itself is sound: leaving it normally saves a
+            # final checkpoint at the step reached.
+            timed_out = True
+            break
   except tf.train.NanLossDuringTrainingError:
     raise UserError(
         'loss is NaN at step %s (loss = %s); training stopped, the last '
@@ -529,6 +538,13 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                   .splitlines()[0], options.train_dir))
   finally:
     stopper.uninstall()
+  if timed_out:
+    raise UserError(
+        'no training step finished within %d s (--input_timeout_secs) after '
+        'step %s: the input produced nothing (are the training files still '
+        'there and non-empty?); checkpoint saved at step %s in %s'
+        % (options.input_timeout_secs, logger.step, logger.step,
+           options.train_dir))
   if stopper.signal_name:
     stopped_by = stopper.signal_name
     print('Stopped by %s at step %s%s'

@@ -363,6 +363,8 @@ def _prepare_resume(train_dir, resolution, record):
   if record is not None and (run_record.read(train_dir) is None or
                              not checkpoints.complete_checkpoints(train_dir)):
     run_record.write(train_dir, record)
+    return [run_record.path(train_dir)]
+  return []
 
 
 def _saved_step(checkpoint):
@@ -465,8 +467,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                                    resume_from)
       logger.step = saved_step
       return logger
-  if is_chief:
-    _prepare_resume(options.train_dir, resolution, options.record)
+  written = (_prepare_resume(options.train_dir, resolution, options.record)
+             if is_chief else [])
   if resume_from:
     print('Resuming from %s' % resume_from, flush=True)
   if start_line:
@@ -476,6 +478,13 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
             else contextlib.nullcontext())
   stopper.install()
   timed_out = False
+  # What a session's start writes besides checkpoints (graph.pbtxt too).
+  events_pattern = os.path.join(glob.escape(options.train_dir),
+                                'events.out.tfevents.*')
+  events_before = set(glob.glob(events_pattern))
+  graph_file = os.path.join(options.train_dir, 'graph.pbtxt')
+  if not os.path.exists(graph_file):
+    written.append(graph_file)
   try:
     with events, tf.train.MonitoredTrainingSession(
         master=master,
@@ -528,6 +537,17 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
         'last checkpoint in %s is kept' % (
             logger.step, e.message.strip().splitlines()[0],
             options.train_dir))
+  except UserError:
+    # A save failed (a full disk) before any step: the events file this
+    # start wrote holds nothing but the graph, and each retry adds one.
+    if is_chief and not logger.runs:
+      for path in written + sorted(set(glob.glob(events_pattern)) -
+                                   events_before):
+        try:
+          os.remove(path)
+        except OSError:
+          pass
+    raise
   except tf.errors.InvalidArgumentError as e:
     # A NaN reaching a histogram summary fails its step before the loss check.
     if 'Nan in summary histogram' not in e.message:

@@ -15,6 +15,7 @@ import collections
 import contextlib
 from datetime import datetime
 import glob
+import math
 import os
 import shutil
 import signal
@@ -116,6 +117,14 @@ class _LoggerHook(tf.train.SessionRunHook):
             flush=True)
       self._start_time, self._start_step = now, self.step
       self._start_runs = self.runs
+
+
+class _NanLossHook(tf.train.NanTensorHook):
+  """NanTensorHook without its own log line: the trainer says it in one."""
+
+  def after_run(self, run_context, run_values):
+    if math.isnan(float(run_values.results)):
+      raise tf.train.NanLossDuringTrainingError
 
 
 class _StopOnSignalHook(tf.train.SessionRunHook):
@@ -444,7 +453,7 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                        examples_per_global_step=examples_per_global_step)
   stopper = _StopOnSignalHook()
   all_hooks = [tf.train.StopAtStepHook(last_step=options.max_steps),
-               logger, stopper, tf.train.NanTensorHook(total_loss)]
+               logger, stopper, _NanLossHook(total_loss)]
   all_hooks.extend(hooks)
   save_secs = (None if options.save_checkpoint_steps
                else options.save_checkpoint_secs)

@@ -14,6 +14,7 @@ finds no checkpoint instead), so a value that is taken costs nothing.
 import os
 import re
 
+import fakes
 from conftest import run_script, run_scripts
 
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
@@ -109,3 +110,28 @@ def test_a_missing_flagfile_is_named_in_one_line(tmp_path):
       'cifar10_train.py: error: --flagfile: cannot open it: %s'
       % result.stderr.split('cannot open it: ', 1)[1].strip()]
   assert path in result.stderr and 'ERROR::' not in result.stderr
+
+
+def test_the_largest_values_taken_still_train(tmp_path):
+  """The bounds are where the values stop working, not below: at them a
+  trainer runs (or, with the largest learning rate, diverges in one line)."""
+  data = str(tmp_path / 'data')
+  fakes.write_dataset(data)
+  interval = str(2 ** 62)
+  result = run_script(
+      'cifar10_train.py', '--data_dir', data, '--train_dir',
+      str(tmp_path / 'a'), '--max_steps', '3', '--batch_size', '1',
+      '--min_fraction_of_examples_in_queue', '0.05', '--log_frequency',
+      interval, '--save_checkpoint_steps', interval, '--save_summaries_steps',
+      interval, '--num_epochs_per_decay', '1e9', '--input_timeout_secs',
+      str(366 * 24 * 3600), '--seed', str(2 ** 63 - 1), timeout=180)
+  assert 'Done at step 3' in result.stdout and not result.stderr
+  result = run_script(
+      'cifar10_train.py', '--data_dir', data, '--train_dir',
+      str(tmp_path / 'b'), '--max_steps', '3', '--batch_size', '1',
+      '--min_fraction_of_examples_in_queue', '0.05', '--lr_schedule',
+      'cosine_restarts', '--restart_epochs', '1e9', '--learning_rate', '1e6',
+      check=False, timeout=180)
+  assert result.returncode == 1
+  lines = result.stderr.splitlines()
+  assert len(lines) == 1 and 'loss is NaN at step' in lines[0], result.stderr

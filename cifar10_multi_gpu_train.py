@@ -23,7 +23,6 @@ from absl import flags
 from cifar10lib import cli
 from cifar10lib import cifar10
 from cifar10lib.compat import tf
-from cifar10lib import flag_groups
 from cifar10lib import precision as precision_lib
 from cifar10lib import preprocessing
 from cifar10lib import schedules

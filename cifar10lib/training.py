@@ -17,16 +17,14 @@ from datetime import datetime
 import glob
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
 
-from cifar10lib import checkpoint_files
-from cifar10lib import checkpoints
+from cifar10lib import checkpoint_saver
 from cifar10lib.compat import tf
-from cifar10lib import run_record
+from cifar10lib import resuming
 from cifar10lib.errors import UserError
 
 # A closed terminal (SIGHUP) stops training as kill does.
@@ -232,150 +230,6 @@ def new_graph(seed=None):
     yield graph
 
 
-class _CheckpointSaver(tf.train.Saver):
-  """A Saver whose failed save cleans up after itself and says why, in a line.
-
-  TensorFlow leaves a failed save's half-written `<prefix>_temp*` files
-  behind (which fill the disk again at the next start) and reports it as a
-  traceback. Nor does it overwrite a checkpoint it did not write itself:
-  the session saves at the step it resumed from, which is there already,
-  with the same values.
-  """
-
-  def __init__(self, *args, **kwargs):
-    super(_CheckpointSaver, self).__init__(*args, **kwargs)
-    self._bytes_needed = sum(
-        v.shape.num_elements() * v.dtype.base_dtype.size
-        for v in tf.global_variables() if v.shape.is_fully_defined())
-    # The graph (.meta) takes about as much as its definition; the rest of
-    # the graph is added after the saver, so it is measured at the failure.
-    self._graph = tf.get_default_graph()
-    self._written = set()
-
-  def save(self, sess, save_path, global_step=None, *args, **kwargs):
-    prefix = save_path
-    if global_step is not None:
-      prefix = '%s-%d' % (save_path, tf.train.global_step(sess, global_step)
-                          if hasattr(global_step, 'op') else int(global_step))
-    existed = os.path.exists(prefix + '.index')
-    if existed and prefix not in self._written:
-      return prefix
-    try:
-      saved = super(_CheckpointSaver, self).save(sess, save_path, global_step,
-                                                 *args, **kwargs)
-    except (tf.errors.OpError, ValueError) as e:
-      raise self._failed(prefix, existed, e)
-    self._written.add(prefix)
-    return saved
-
-  def _failed(self, prefix, existed, error):
-    """Removes the failed save's own files; returns the UserError to raise."""
-    leftovers = glob.glob(glob.escape(prefix) + '_temp*')
-    leftovers += glob.glob(glob.escape(prefix) + '.*tempstate*')
-    # The graph is written to <prefix>.meta.tmp<random>, then renamed.
-    leftovers += glob.glob(glob.escape(prefix) + '.meta.tmp*')
-    if not existed:  # a new checkpoint, never one resumed from
-      leftovers += glob.glob(glob.escape(prefix) + '.index')
-      leftovers += glob.glob(glob.escape(prefix) + '.data-*')
-      leftovers += glob.glob(glob.escape(prefix) + '.meta')
-    for path in leftovers:
-      if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-      else:
-        try:
-          os.remove(path)
-        except OSError:
-          pass
-    directory = os.path.dirname(prefix)
-    # The saver names a checkpoint in the state file before it writes the
-    # graph: a failure there leaves it naming the files just removed.
-    checkpoint_files.forget_missing(directory)
-    try:
-      free = ' (%.1f MB free)' % (shutil.disk_usage(directory).free / 1e6)
-    except OSError:
-      free = ''
-    message = getattr(error, 'message', None) or str(error)
-    lines = message.strip().splitlines()
-    # TensorFlow says why a file failed as "<file>; <reason>", after (on
-    # TensorFlow 2.x) lines about where the graph defined the save.
-    reasons = [l.rsplit('; ', 1)[1] for l in lines if '; ' in l]
-    return UserError(
-        '--train_dir=%s: cannot save checkpoint %s: %s; a checkpoint needs '
-        'about %.1f MB there, its graph included%s; its partial files were '
-        'removed, the checkpoints saved before are kept'
-        % (directory, os.path.basename(prefix),
-           reasons[-1] if reasons else lines[0],
-           (self._bytes_needed + self._graph.as_graph_def().ByteSize()) / 1e6,
-           free))
-
-
-def checkpoint_saver():
-  """The session's usual sharded saver, but with relative checkpoint paths.
-
-  The `checkpoint` file then names its checkpoints relative to --train_dir,
-  so a moved or copied directory resumes from its own checkpoints rather
-  than from (or, once gone, without) those of its old location. A failed
-  save is a UserError, after removing its partial files.
-  """
-  return _CheckpointSaver(sharded=True, allow_empty=True,
-                          save_relative_paths=True)
-
-
-def _repair_state(train_dir, resolution):
-  """Makes train_dir's state file name resolution's checkpoints, relatively.
-
-  Done before the session restores (it follows the state file) and before
-  the first save (whose rotation deletes the files the state file lists).
-  """
-  if resolution.state is None:
-    return
-  checkpoints.write_state(train_dir, *resolution.state)
-  print('Note: %s; rewrote the state file.' % resolution.note
-        if resolution.note else
-        'Note: rewrote %s with paths relative to --train_dir.'
-        % os.path.join(train_dir, checkpoints.STATE_FILE), flush=True)
-
-
-def _check_resumable(train_dir, record=None):
-  """Raises UserError when train_dir's checkpoint cannot restore this graph.
-
-  Without it, resuming a directory trained with other model flags (or by
-  the other trainer) ends in TensorFlow's NotFoundError traceback; and a
-  graph that differs without differing variables (another --norm) is only
-  seen in the directory's record of its options. Returns the
-  checkpoints.Resolution to resume from; nothing is written yet
-  (_prepare_resume does that once training is sure to start).
-  """
-  resolution = checkpoints.resolve(train_dir)
-  if record is not None and checkpoints.complete_checkpoints(train_dir):
-    run_record.check(train_dir, record, '--train_dir')
-  latest = resolution.path
-  if not latest:
-    return resolution
-  variables = {v.op.name: v for v in tf.global_variables()}
-  try:
-    checkpoints.checkpoint_var_list(latest, {}, variables,
-                                    moving_average=False)
-  except UserError as e:
-    raise UserError('--train_dir=%s: cannot resume: %s; use another '
-                    '--train_dir (nothing was changed)' % (train_dir, e))
-  return resolution
-
-
-def _prepare_resume(train_dir, resolution, record):
-  """What a chief writes before its session: the state file repaired, the
-  checkpoints it would overwrite set aside, the record of its options."""
-  _repair_state(train_dir, resolution)
-  aside = checkpoint_files.set_aside_newer(train_dir, resolution.path)
-  if aside:
-    print('Note: %s.' % aside, flush=True)
-  if record is not None and (run_record.read(train_dir) is None or
-                             not checkpoints.complete_checkpoints(train_dir)):
-    run_record.write(train_dir, record)
-    return [run_record.path(train_dir)]
-  return []
-
-
 def _saved_step(checkpoint):
   """The global step that checkpoint holds (what resuming would start from)."""
   return int(tf.train.load_variable(checkpoint,
@@ -459,7 +313,7 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                else options.save_checkpoint_secs)
   global stopped_by
   stopped_by = None
-  resolution = (_check_resumable(options.train_dir, options.record)
+  resolution = (resuming.check_resumable(options.train_dir, options.record)
                 if is_chief else None)
   resume_from = resolution and resolution.path
   if resume_from:
@@ -476,7 +330,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                                    resume_from)
       logger.step = saved_step
       return logger
-  written = (_prepare_resume(options.train_dir, resolution, options.record)
+  written = (resuming.prepare_resume(options.train_dir, resolution,
+                                     options.record)
              if is_chief else [])
   if resume_from:
     print('Resuming from %s' % resume_from, flush=True)
@@ -498,7 +353,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
     with events, tf.train.MonitoredTrainingSession(
         master=master,
         is_chief=is_chief,
-        scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
+        scaffold=scaffold or tf.train.Scaffold(
+            saver=checkpoint_saver.checkpoint_saver()),
         checkpoint_dir=options.train_dir,
         hooks=all_hooks,
         save_checkpoint_secs=save_secs,

@@ -200,14 +200,14 @@ def test_failed_save_leaves_no_temporary_file_and_a_true_state(tmp_path):
   the saver has already named the checkpoint in the state file, and its
   graph is half-written under a temporary name."""
   from cifar10lib import checkpoints
-  from cifar10lib import training
+  from cifar10lib import checkpoint_saver
   from cifar10lib.compat import tf
   train_dir = str(tmp_path)
   prefix = os.path.join(train_dir, 'model.ckpt')
   with tf.Graph().as_default():
     tf.train.get_or_create_global_step()
     tf.get_variable('weights', [1000])
-    saver = training.checkpoint_saver()
+    saver = checkpoint_saver.checkpoint_saver()
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       saver.save(session, prefix, global_step=10)

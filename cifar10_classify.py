@@ -57,7 +57,6 @@ def main(argv):
         '; ' + resolution.problem if resolution.problem else ''))
   if resolution.note:
     sys.stderr.write('Note: %s\n' % resolution.note)
-  cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
   ds = cli.dataset()
   if FLAGS.top_k > ds.num_classes:
     raise UserError('--top_k=%d: the model has only %d classes'
@@ -65,7 +64,8 @@ def main(argv):
   names = classifying.class_names(FLAGS.data_dir, ds)
   classifier = classifying.Classifier(
       checkpoint, FLAGS.top_k, cli.model_options(train=False), FLAGS.use_fp16,
-      cli.session_config(), FLAGS.preprocessing, ds)
+      cli.session_config(), FLAGS.preprocessing, ds,
+      cli.options_to_read_with())
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:

@@ -18,7 +18,6 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-import os
 import time
 
 from absl import flags
@@ -85,13 +84,7 @@ def evaluate(split):
       split, min(FLAGS.num_examples, split.num_examples),
       cli.session_config(), FLAGS.batch_size, FLAGS.use_fp16,
       cli.model_options(train=False), FLAGS.moving_average,
-      FLAGS.preprocessing)
-  if FLAGS.checkpoint_paths:
-    for path in FLAGS.checkpoint_paths:
-      cli.check_recorded(path if os.path.isdir(path) else
-                         os.path.dirname(path) or '.', '--checkpoint_paths')
-  else:
-    cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
+      FLAGS.preprocessing, cli.options_to_read_with())
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(FLAGS.checkpoint_dir)
     if not paths:
@@ -126,8 +119,6 @@ def evaluate(split):
           print('Note: %s' % resolution.note, flush=True)
         last_note = resolution.note
         last_evaluated = checkpoint
-        # A trainer started after this watcher records its options late.
-        cli.check_recorded(FLAGS.checkpoint_dir, '--checkpoint_dir')
         try:
           evaluator.evaluate(checkpoint, writer)
         except UserError as e:

@@ -34,7 +34,6 @@ from cifar10lib.errors import UserError
 from cifar10lib import models
 from cifar10lib import precision as precision_lib
 from cifar10lib import preprocessing
-from cifar10lib import run_record
 from cifar10lib import schedules
 from cifar10lib import training
 from cifar10lib import validation
@@ -235,9 +234,9 @@ def recorded_options():
   return options
 
 
-def check_recorded(directory, flag):
-  """Raises UserError when evaluating or classifying with options other
-  than those directory's checkpoints were trained with (its record).
+def options_to_read_with():
+  """recorded_options() that evaluation and classification compare with a
+  checkpoint directory's record (run_record.py).
 
   --use_fp16 may differ (the values are cast), and --validation_examples
   matters only to --eval_data=validation.
@@ -246,7 +245,7 @@ def check_recorded(directory, flag):
   options.pop('use_fp16', None)
   if 'eval_data' not in FLAGS or FLAGS.eval_data != 'validation':
     options.pop('validation_examples', None)
-  run_record.check(directory, options, flag)
+  return options
 
 
 def exit_if_stopped():

@@ -45,8 +45,6 @@ def check_resumable(train_dir, record=None):
   (_prepare_resume does that once training is sure to start).
   """
   resolution = checkpoints.resolve(train_dir)
-  if record is not None and checkpoints.complete_checkpoints(train_dir):
-    run_record.check(train_dir, record, '--train_dir')
   latest = resolution.path
   if not latest:
     return resolution
@@ -57,6 +55,9 @@ def check_resumable(train_dir, record=None):
   except UserError as e:
     raise UserError('--train_dir=%s: cannot resume: %s; use another '
                     '--train_dir (nothing was changed)' % (train_dir, e))
+  # After the variables, which say more where they differ.
+  if record is not None:
+    run_record.check(train_dir, record, '--train_dir')
   return resolution
 
 

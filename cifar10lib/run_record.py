@@ -86,11 +86,11 @@ def mismatch(recorded, options, keys=None):
   return None
 
 
-def check(directory, options, flag, keys=None):
+def check(directory, options, flag=None, keys=None):
   """Raises UserError when directory's record contradicts options.
 
-  flag names the directory's flag in the message (--train_dir, ...).
-  Returns the record (None when there is none).
+  flag, when given, names the directory's flag in the message
+  (--train_dir, ...). Returns the record (None when there is none).
   """
   recorded = read(directory)
   if recorded is None:
@@ -99,9 +99,10 @@ def check(directory, options, flag, keys=None):
   if differs:
     key, theirs, ours = differs
     raise UserError(
-        '%s=%s was trained with --%s=%s, not --%s=%s (recorded in %s); give '
+        '%s was trained with --%s=%s, not --%s=%s (recorded in %s); give '
         '--%s=%s, or use another directory (nothing was changed)'
-        % (flag, directory, key, _shown(theirs), key, _shown(ours),
+        % ('%s=%s' % (flag, directory) if flag else directory,
+           key, _shown(theirs), key, _shown(ours),
            RECORD_FILE, key, _shown(theirs)))
   return recorded
 

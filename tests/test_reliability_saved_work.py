@@ -139,13 +139,13 @@ def test_other_graph_options_are_refused_everywhere(base, tmp_path):
   data, train_dir = base
   before = digests(train_dir)
   checkpoint_dir = '--checkpoint_dir=%s' % train_dir
-  expected = ('=%s was trained with --norm=none, not --norm=lrn (recorded in '
+  expected = ('%s was trained with --norm=none, not --norm=lrn (recorded in '
               'run_options.json)' % train_dir)
   trained = run_script('cifar10_train.py', '--data_dir', data, '--train_dir',
                        train_dir, '--max_steps', '30', *TRAIN, check=False,
                        timeout=120)
-  one_error_line(trained, 'cifar10_train.py', '--train_dir' + expected)
-  # The options are checked before any image is read.
+  one_error_line(trained, 'cifar10_train.py', '--train_dir=' + expected)
+  # The options are checked before any image is read, after the variables.
   image = str(tmp_path / 'cat.png')
   for script, args in [
       ('cifar10_eval.py', ['--run_once', '--eval_dir', str(tmp_path / 'e')]),
@@ -153,7 +153,7 @@ def test_other_graph_options_are_refused_everywhere(base, tmp_path):
   ]:
     result = run_script(script, '--data_dir', data, checkpoint_dir, *args,
                         check=False, timeout=120)
-    one_error_line(result, script, '--checkpoint_dir' + expected)
+    one_error_line(result, script, 'error: ' + expected)
   assert digests(train_dir) == before
   # With the options it was trained with, it evaluates.
   result = run_script('cifar10_eval.py', '--data_dir', data, checkpoint_dir,

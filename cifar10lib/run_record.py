@@ -20,6 +20,9 @@ import tempfile
 from cifar10lib.errors import UserError
 
 RECORD_FILE = 'run_options.json'
+# Recorded, but never refused: --precision changes the arithmetic only, and
+# a checkpoint (float32 in every precision) resumes and evaluates in any.
+NOT_COMPARED = ('precision',)
 
 
 def path(directory):
@@ -80,7 +83,8 @@ def mismatch(recorded, options, keys=None):
   further): a script without a flag has nothing to contradict.
   """
   for key in sorted(options):
-    if key in recorded and (keys is None or key in keys):
+    if (key in recorded and key not in NOT_COMPARED and
+        (keys is None or key in keys)):
       if recorded[key] != options[key]:
         return key, recorded[key], options[key]
   return None

@@ -49,7 +49,18 @@ TOWER_NAME = 'tower'
 # training exactly.
 MODEL = 'tutorial'                # the network: the tutorial's, or models/'s
 OPTIMIZER = 'sgd'
-OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam')
+# --optimizer's choices: name -> constructor(learning rate, Recipe). The
+# adaptive ones keep TensorFlow's defaults for everything but the rate.
+OPTIMIZERS = collections.OrderedDict([
+    ('sgd', lambda lr, recipe: tf.train.GradientDescentOptimizer(lr)),
+    ('momentum', lambda lr, recipe: tf.train.MomentumOptimizer(
+        lr, recipe.momentum)),
+    ('nesterov', lambda lr, recipe: tf.train.MomentumOptimizer(
+        lr, recipe.momentum, use_nesterov=True)),
+    ('adagrad', lambda lr, recipe: tf.train.AdagradOptimizer(lr)),
+    ('rmsprop', lambda lr, recipe: tf.train.RMSPropOptimizer(lr)),
+    ('adam', lambda lr, recipe: tf.train.AdamOptimizer(lr)),
+])
 MOMENTUM = 0.9                    # of the momentum and nesterov optimizers
 DROPOUT_KEEP_PROB = 1.0           # on local3 and local4, in training only
 NORM = 'lrn'
@@ -212,48 +223,22 @@ def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
                   recipe=TUTORIAL_RECIPE, schedule=None):
   """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs.
 
-  schedule (a schedules.Schedule; None is the tutorial's) may name another:
-  the staircase times the plateau schedule's multiplier, or cosine restarts.
+  schedule (a schedules.Schedule; None is the tutorial's) may name another
+  (schedules.learning_rate).
   """
-  num_batches_per_epoch = num_examples_per_epoch / examples_per_step
-  name = schedule.name if schedule else schedules.STEP
-  if name == schedules.COSINE_RESTARTS:
-    lr = schedules.cosine_restarts(
-        recipe.learning_rate, global_step,
-        schedules.cycle_steps(num_batches_per_epoch, schedule))
-    tf.summary.scalar('learning_rate', lr)
-    return lr
-  decay_steps = max(int(num_batches_per_epoch * recipe.num_epochs_per_decay), 1)
-  lr = tf.train.exponential_decay(recipe.learning_rate, global_step,
-                                  decay_steps,
-                                  recipe.learning_rate_decay_factor,
-                                  staircase=True)
-  if name == schedules.PLATEAU:
-    lr *= schedules.plateau_variables().multiplier
+  lr = schedules.learning_rate(
+      global_step, num_examples_per_epoch / examples_per_step, recipe,
+      schedule or schedules.TUTORIAL_SCHEDULE)
   tf.summary.scalar('learning_rate', lr)
   return lr
 
 
 def optimizer(lr, recipe=TUTORIAL_RECIPE, loss_scale=None):
-  """The training algorithm, by default the tutorial's gradient descent.
-
-  The adaptive ones keep TensorFlow's defaults for everything but the rate.
-  loss_scale (precision.loss_scale's, for float16) wraps it in loss scaling.
+  """The training algorithm (OPTIMIZERS), by default the tutorial's
+  gradient descent. loss_scale (precision.loss_scale's, for float16) wraps
+  it in loss scaling.
   """
-  name = recipe.optimizer
-  if name == 'sgd':
-    opt = tf.train.GradientDescentOptimizer(lr)
-  elif name in ('momentum', 'nesterov'):
-    opt = tf.train.MomentumOptimizer(lr, recipe.momentum,
-                                     use_nesterov=name == 'nesterov')
-  elif name == 'adagrad':
-    opt = tf.train.AdagradOptimizer(lr)
-  elif name == 'rmsprop':
-    opt = tf.train.RMSPropOptimizer(lr)
-  elif name == 'adam':
-    opt = tf.train.AdamOptimizer(lr)
-  else:
-    raise ValueError('unknown optimizer %r' % name)
+  opt = OPTIMIZERS[recipe.optimizer](lr, recipe)
   return precision_lib.scaled_optimizer(opt, loss_scale)
 
 

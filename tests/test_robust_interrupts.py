@@ -141,6 +141,10 @@ def test_stop_signal_during_download_leaves_nothing(tmp_path, slow_server,
   lines = [line for line in err.splitlines() if not line.startswith('>>')]
   assert lines == ['cifar10_train.py: error: interrupted (%s); stopped'
                    % signal.Signals(sig).name], err
+  # The wait said what it waited for, before the server answered at all.
+  assert out.startswith('Downloading %s into %s (given up after 3600 s: '
+                        '--download_deadline_secs)\n' % (slow_server,
+                                                         data_dir)), out
   # The partial file, the directories it made: all gone.
   assert not (tmp_path / 'new').exists()
   assert not (tmp_path / 'train').exists()

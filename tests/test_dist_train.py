@@ -224,7 +224,10 @@ def test_sigterm_ends_the_wait_for_a_parameter_server(data_dir, tmp_path):
       stderr=subprocess.PIPE, universal_newlines=True,
       preexec_fn=as_a_terminal_starts_it)
   try:
-    assert 'for parameter server ps 0' in proc.stdout.readline()
+    line = proc.stdout.readline()
+    if line.startswith('Options: '):  # the options given, first
+      line = proc.stdout.readline()
+    assert 'for parameter server ps 0' in line, line
     proc.send_signal(signal.SIGTERM)
     stopped = time.time()
     out, err = proc.communicate(timeout=PROCESS_TIMEOUT_SECS)

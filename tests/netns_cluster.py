@@ -10,8 +10,8 @@ process's id, so concurrent runs never collide, and namespaces left by a
 run that was killed can be recognised and removed by the next one.
 
 A cluster runs the repository's scripts in its hosts (`ip netns exec`), and
-can cut a host's link, slow it down with netem, or kill every process of a
-host. On exit it kills every process in its namespaces and deletes them,
+can cut a host's link, make it slow and lossy (netns_wire.py), or kill
+every process of a host. On exit it kills every process in its namespaces and deletes them,
 whatever happened. Needs root and iproute2; `unavailable()` says in one line
 why a cluster cannot be made here. bench/netns_cluster_rate.py reuses it by
 hand.
@@ -88,9 +88,8 @@ def unavailable():
     return 'network namespaces need Linux'
   if os.geteuid() != 0:
     return 'network namespaces need root'
-  for tool in ('ip', 'tc'):
-    if not shutil.which(tool):
-      return 'no `%s` command (iproute2) to make network namespaces' % tool
+  if not shutil.which('ip'):
+    return 'no `ip` command (iproute2) to make network namespaces'
   probe = '%s-%d-probe' % (NAME_PREFIX, os.getpid())
   result = _ip('netns', 'add', probe, check=False)
   if result.returncode:
@@ -166,7 +165,11 @@ class Cluster(object):
   # ------------------------------------------------------------ processes
 
   def start(self, name, host, argv, env=None):
-    """Starts argv (a script of the repository and its flags) in host."""
+    """Starts argv (a script of the repository and its flags, or any
+    command) in host; its output goes to log_path(name)."""
+    return self._spawn(name, self.hosts[host], argv, env)
+
+  def _spawn(self, name, namespace, argv, env=None):
     full_env = dict(os.environ)
     full_env.pop('TF_CONFIG', None)
     full_env.update(env or {})
@@ -176,7 +179,7 @@ class Cluster(object):
     log = open(self.log_path(name), 'w')
     try:
       self._procs[name] = subprocess.Popen(
-          ['ip', 'netns', 'exec', self.hosts[host]] + command, cwd=REPO,
+          ['ip', 'netns', 'exec', namespace] + command, cwd=REPO,
           env=full_env, stdout=log, stderr=subprocess.STDOUT,
           start_new_session=True, preexec_fn=as_a_terminal_starts_it)
     finally:
@@ -224,12 +227,35 @@ class Cluster(object):
   def reconnect(self, host):
     _ip('-n', self.bridge, 'link', 'set', self._port(host), 'up')
 
-  def netem(self, host, *spec):
-    """Adds a netem qdisc (e.g. 'delay', '50ms', 'loss', '1%') on host's
-    interface: what host sends goes through it."""
-    subprocess.run(['ip', 'netns', 'exec', self.hosts[host], 'tc', 'qdisc',
-                    'add', 'dev', 'eth0', 'root', 'netem'] + list(spec),
-                   check=True)
+  def slow_link(self, host, delay_ms, loss):
+    """What host sends is delayed delay_ms and lost with probability loss.
+
+    As `tc qdisc add dev eth0 root netem delay <delay_ms>ms loss <loss>`
+    on host would, but in user space (netns_wire.py), since netem is not
+    built into every kernel. Call it before starting host's processes: the
+    host's interface is replaced by a TAP device, with the same address.
+    """
+    host_ns, port = self.hosts[host], self._port(host)
+    _ip('-n', host_ns, 'link', 'delete', 'eth0')  # its bridge port goes too
+    _ip('-n', host_ns, 'tuntap', 'add', 'dev', 'eth0', 'mode', 'tap')
+    _ip('-n', host_ns, 'addr', 'add', self.address(host) + '/24', 'dev',
+        'eth0')
+    _ip('-n', host_ns, 'link', 'set', 'eth0', 'up')
+    _ip('-n', self.bridge, 'tuntap', 'add', 'dev', port, 'mode', 'tap')
+    _ip('-n', self.bridge, 'link', 'set', port, 'master', 'br0')
+    _ip('-n', self.bridge, 'link', 'set', port, 'up')
+    name = 'wire%d' % host
+    self._spawn(name, self.bridge, [
+        sys.executable, os.path.join(os.path.dirname(__file__),
+                                     'netns_wire.py'),
+        port, host_ns, 'eth0', '--delay_ms', str(delay_ms),
+        '--loss', str(loss)])
+    deadline = time.time() + 30
+    while 'carrying' not in self.output(name):
+      if not self.running(name) or time.time() > deadline:
+        raise RuntimeError('netns_wire.py did not start:\n' +
+                           self.output(name))
+      time.sleep(0.05)
 
   def kill_host(self, host):
     """SIGKILLs every process of host, as if it lost its power."""

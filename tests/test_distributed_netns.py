@@ -121,13 +121,28 @@ def error_line(out):
   return lines[-1] if lines else ''
 
 
-@pytest.mark.parametrize('sync', [False, True], ids=['async', 'sync'])
+def own_rates(out):
+  """The examples/sec of a worker's own progress lines."""
+  return [float(r) for r in re.findall(
+      r'^\S+ \S+: step \d+, loss = \S+ \((\d+\.\d) examples/sec', out, re.M)]
+
+
+_worker1_rates = {}   # link: worker 1's median examples/sec, for the log
+
+
+@pytest.mark.parametrize('sync, link', [(False, 'clean'), (True, 'clean'),
+                                        (False, 'slow')],
+                         ids=['async', 'sync', 'async-slow-lossy-link'])
 def test_cluster_on_three_hosts_trains_and_a_fourth_evaluates(
-    make_cluster, data_dir, tmp_path, sync):
+    make_cluster, data_dir, tmp_path, sync, link):
+  """The slow link: 50 ms delay and 1 % loss on what worker 1 sends."""
   cluster = make_cluster(4)
+  if link == 'slow':
+    cluster.slow_link(WORKER1, delay_ms=50, loss=0.01)
   train_dir = str(tmp_path / 'train')
   steps = 8 if sync else 16
   flags = training_flags(data_dir, train_dir, '--max_steps=%d' % steps,
+                         '--log_frequency=1',
                          *(['--sync_replicas'] if sync else []))
   start_task(cluster, 'ps', 'ps', 0)
   start_task(cluster, 'worker1', 'worker', 1, flags)
@@ -151,6 +166,15 @@ def test_cluster_on_three_hosts_trains_and_a_fourth_evaluates(
                                      str(tmp_path / 'eval'))
   assert re.search(r'precision @ 1 = \d\.\d{3} \(\d+/100 correct, global step '
                    r'\d+, model\.ckpt-%d\)' % step, evaluated), evaluated
+  if not sync:
+    # What the link cost worker 1 (shown with -s; bench/netns_cluster_rate.py
+    # measures it properly).
+    rates = sorted(own_rates(out1)) or [0.0]
+    _worker1_rates[link] = rates[len(rates) // 2]
+    print('worker 1 on a %s link: median %.1f examples/sec over %d lines%s'
+          % (link, _worker1_rates[link], len(own_rates(out1)),
+             '' if len(_worker1_rates) < 2 else ' (clean: %.1f)'
+             % _worker1_rates['clean']))
 
 
 def steps_logged(out):
@@ -283,3 +307,54 @@ def test_lost_chief_host_restarted_resumes_and_the_other_worker_follows(
   wait_for_more_steps(cluster, 'worker1', seen)
   stop_all(cluster, 'worker0_again', 'worker1')
   assert {k: saved(train_dir).get(k) for k in kept} == kept
+
+
+INNER_TEST = """
+import os, sys, time
+sys.path.insert(0, %(tests)r)
+import netns_cluster
+
+def test_fails_with_a_cluster_running(tmp_path):
+  with netns_cluster.Cluster(2, tmp_path) as cluster:
+    proc = cluster.start('sleeper', 1, ['sleep', '300'])
+    with open(%(record)r, 'w') as f:
+      f.write('%%s %%d' %% (cluster.prefix, proc.pid))
+    assert False, 'failing on purpose'
+"""
+
+
+def test_a_failing_test_leaves_no_namespace_or_process_behind(
+    make_cluster, tmp_path):
+  """A test that fails with a cluster running: its namespaces and its
+  processes are gone afterwards."""
+  record = str(tmp_path / 'made')
+  inner = tmp_path / 'test_inner.py'
+  inner.write_text(INNER_TEST % {'tests': os.path.dirname(__file__),
+                                 'record': record})
+  before = netns_cluster.namespaces()
+  result = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+       '-p', 'no:xdist', '-c', os.devnull, str(inner)], cwd=str(tmp_path),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      universal_newlines=True, timeout=HANG_SECS)
+  assert result.returncode == 1 and 'failing on purpose' in result.stdout, (
+      result.stdout)
+  prefix, pid = open(record).read().split()
+  # (Only the inner run's: another run may make its own meanwhile.)
+  inner_run = prefix.rsplit('-', 1)[0] + '-'
+  after = netns_cluster.namespaces()
+  assert [n for n in after if n.startswith(inner_run)] == []
+  assert sorted(set(after) - set(before)) == sorted(
+      n for n in set(after) - set(before)
+      if not n.startswith(netns_cluster.NAME_PREFIX))
+  assert not os.path.exists('/proc/%s' % pid)
+
+
+def test_without_root_the_reason_to_skip_is_one_line(make_cluster):
+  """What these tests print when they skip (run here as user nobody)."""
+  result = subprocess.run(
+      [sys.executable, '-c', 'import os, netns_cluster; os.setuid(65534); '
+       'print(netns_cluster.unavailable())'], cwd=os.path.dirname(__file__),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+      timeout=60)
+  assert result.stdout == 'network namespaces need root\n', result.stderr

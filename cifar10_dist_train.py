@@ -42,13 +42,13 @@ import time
 
 from absl import flags
 
-import cli  # before anything imports TensorFlow: it quiets its start-up
-import cifar10
-import directories
-import cluster_spec
-from compat import tf
-from errors import UserError
-import training
+from cifar10lib import cli
+from cifar10lib import cifar10
+from cifar10lib import directories
+from cifar10lib import cluster_spec
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
+from cifar10lib import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',

@@ -13,12 +13,12 @@ from __future__ import print_function
 
 from absl import flags
 
-import cli  # before anything imports TensorFlow: it quiets its start-up
-import cifar10
-from compat import tf
-import preprocessing
-import schedules
-import training
+from cifar10lib import cli
+from cifar10lib import cifar10
+from cifar10lib.compat import tf
+from cifar10lib import preprocessing
+from cifar10lib import schedules
+from cifar10lib import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',

@@ -135,7 +135,7 @@ def write_records(path, ds, count, seed):
   """
   import struct
   import numpy as np
-  import idx
+  from cifar10lib import idx
   rng = np.random.RandomState(seed)
   pixels = rng.randint(0, 256, size=(count, ds.image_bytes)).astype(np.uint8)
   labels = np.stack([rng.randint(0, n, size=count) for n in ds.label_classes],
@@ -212,7 +212,7 @@ def first_step_seconds(train_dir, launch_wall_time):
   the first step, so the wall time of that event marks the step's end.
   """
   import glob
-  from cifar10 import tf  # only here: the parent stays light otherwise
+  from cifar10lib.cifar10 import tf  # only here: the parent stays light otherwise
   first = None
   for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*')):
     for event in tf.train.summary_iterator(path):
@@ -308,7 +308,7 @@ def cpu_description():
   precision.cpu_info reads /proc/cpuinfo (or $CIFAR10_CPUINFO), as the
   scripts do when they decide whether bfloat16 is emulated.
   """
-  import precision
+  from cifar10lib import precision
   model, cpu_flags = precision.cpu_info()
 
   def has(*names):
@@ -413,7 +413,7 @@ def main(argv):
   args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
   args.data_dir = os.path.join(args.work_dir, 'data')
   sys.path.insert(0, args.repo)
-  import datasets
+  from cifar10lib import datasets
   ds = datasets.dataset(args.dataset)
   try:
     if not os.path.isdir(os.path.join(args.data_dir, ds.batches_dir)):

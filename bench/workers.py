@@ -2,7 +2,7 @@
 
     memory_worker: cifar10_train.py's graph, with its flags, trained on one
         batch held in variables (no input pipeline) in a plain session loop;
-    eval_worker: cifar10_eval.py's Evaluator, timed over the test images.
+    eval_worker: cifar10lib.evaluation's Evaluator, timed over the test images.
 
 Each runs alone in a process started by `benchmark.py --worker`, imports
 the modules of the checkout under measure (--repo), which must have cli.py's
@@ -19,7 +19,7 @@ import time
 def run(worker, args, *more):
   """Runs worker(args, *more); a UserError (e.g. --precision) is one line."""
   sys.path.insert(0, args.repo)
-  from errors import UserError
+  from cifar10lib.errors import UserError
   try:
     return worker(args, *more)
   except UserError as e:
@@ -31,7 +31,7 @@ def _worker_flags(args, *groups):
   """Defines the scripts' flags of groups and parses the worker's own."""
   from absl import flags
   sys.path.insert(0, args.repo)
-  import cli
+  from cifar10lib import cli
   cli.define_flags(*groups)
   # benchmark.py's own options took --batch_size, --precision, --model and
   # --dataset.
@@ -46,9 +46,9 @@ def memory_worker(args):
   """Trains cifar10_train.py's graph on one batch held in variables."""
   import numpy as np
   cli = _worker_flags(args, 'data', 'batch', 'model', 'training', 'session')
-  import cifar10
-  from compat import tf
-  import precision
+  from cifar10lib import cifar10
+  from cifar10lib.compat import tf
+  from cifar10lib import precision
   batch = args.batch_size
   ds = cli.dataset()
   rng = np.random.RandomState(0)
@@ -84,13 +84,13 @@ def memory_worker(args):
 
 
 def eval_worker(args, num_examples):
-  """Times cifar10_eval's Evaluator over num_examples test images, twice."""
+  """Times the library's Evaluator over num_examples test images, twice."""
   from absl import flags
   cli = _worker_flags(args, 'data', 'batch', 'model', 'session')
-  from compat import tf
-  import cifar10_eval
-  import datasets
-  evaluator = cifar10_eval.Evaluator(
+  from cifar10lib.compat import tf
+  from cifar10lib import evaluation
+  from cifar10lib import datasets
+  evaluator = evaluation.Evaluator(
       datasets.split(args.data_dir, 'test', cli.dataset()), num_examples,
       cli.session_config(), args.batch_size, flags.FLAGS.use_fp16,
       cli.model_options(train=False))

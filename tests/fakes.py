@@ -340,7 +340,7 @@ class DownloadServer(object):
 
 
 def _tf():
-  from compat import tf   # TensorFlow in graph mode, as the scripts run it
+  from cifar10lib.compat import tf   # TensorFlow in graph mode, as the scripts run it
   return tf
 
 
@@ -353,7 +353,7 @@ def model_shapes(moving_averages=False):
   With moving_averages, their shadows too: everything cifar10_train.py saves
   and cifar10_eval.py restores, apart from global_step.
   """
-  import cifar10
+  from cifar10lib import cifar10
   tf = _tf()
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()

@@ -10,10 +10,10 @@ import os
 import pytest
 
 from conftest import run_script
-import cifar10
+from cifar10lib import cifar10
 import fakes
-import datasets
-import errors
+from cifar10lib import datasets
+from cifar10lib import errors
 
 TRUNCATED_PREFIX = '/truncated/'
 MISSING_BYTES = 5000   # announced in Content-Length but never sent

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import numpy_eval_images, run_script
-import cifar10  # switches TensorFlow to graph mode
-from compat import tf
+from cifar10lib import cifar10  # switches TensorFlow to graph mode
+from cifar10lib.compat import tf
 import fakes
 
 PRECISION_LINE = re.compile(
@@ -387,13 +387,13 @@ def test_classifier_with_a_trained_checkpoint(tmp_path):
 def test_classify_prepares_an_image_as_evaluation_does(tmp_path):
   """A test record, given to the classifier as a PNG, becomes the same input.
 
-  cifar10_classify.prepare_image decodes and scales an encoded image, then
+  classifying.prepare_image decodes and scales an encoded image, then
   applies evaluation's own preprocessing; on a 32x32 picture the scaling
   keeps every pixel, so the model must see exactly what the evaluation
   pipeline makes of the record.
   """
-  import cifar10_classify
-  import cifar10_input
+  from cifar10lib import classifying
+  from cifar10lib import cifar10_input
   from conftest import run_pipeline
   data_dir = str(tmp_path / 'data')
   written = fakes.write_dataset(data_dir, train_per_file=2, test_records=3)
@@ -403,7 +403,7 @@ def test_classify_prepares_an_image_as_evaluation_does(tmp_path):
   with tf.Graph().as_default(), tf.Session() as sess:
     for i, pixels in enumerate(written['test'].pixels):
       png = sess.run(tf.image.encode_png(tf.constant(pixels)))
-      prepared = sess.run(cifar10_classify.prepare_image(tf.constant(png)))
+      prepared = sess.run(classifying.prepare_image(tf.constant(png)))
       assert prepared.shape == (1, 24, 24, 3)
       np.testing.assert_allclose(prepared[0], evaluated[i], atol=1e-5)
   # And both are the tutorial's central crop, standardized.

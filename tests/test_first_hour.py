@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from script_runs import as_a_terminal_starts_it
 from conftest import REPO, run_script
 import fakes
-from compat import tf
+from cifar10lib.compat import tf
 
 TRAIN_RECORDS = 5 * 60  # the data_dir fixture's training records
 QUEUE_FRACTION = 0.05

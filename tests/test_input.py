@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import numpy_eval_images, run_pipeline, run_script
-import cifar10
-from compat import tf   # TensorFlow, imported quietly, in graph mode
-import cifar10_input
+from cifar10lib import cifar10
+from cifar10lib.compat import tf   # TensorFlow, imported quietly, in graph mode
+from cifar10lib import cifar10_input
 import fakes
 
 CROP = 24

@@ -17,15 +17,15 @@ import pytest
 
 from conftest import REPO
 
-import cifar10
-import cifar10_input
-from compat import tf
-import datasets
-import download
-from errors import DataError
-from errors import DownloadError
-from errors import UserError
-import idx
+from cifar10lib import cifar10
+from cifar10lib import cifar10_input
+from cifar10lib.compat import tf
+from cifar10lib import datasets
+from cifar10lib import download
+from cifar10lib.errors import DataError
+from cifar10lib.errors import DownloadError
+from cifar10lib.errors import UserError
+from cifar10lib import idx
 
 MNIST = datasets.MNIST
 SHARED = os.path.join(REPO, '..', 'shared')

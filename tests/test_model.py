@@ -9,9 +9,9 @@ under test.
 """
 import numpy as np
 
-import cifar10
-from compat import tf
-from models import layers
+from cifar10lib import cifar10
+from cifar10lib.compat import tf
+from cifar10lib.models import layers
 
 BATCH = 8
 OPTIONS_BATCH = 16    # the model options' tests

@@ -13,9 +13,9 @@ import pytest
 from google.protobuf import text_format
 
 from conftest import LOG_LINE, run_script
-import cifar10  # switches TensorFlow to graph mode
-from compat import tf
-import cifar10_multi_gpu_train
+from cifar10lib import cifar10  # switches TensorFlow to graph mode
+from cifar10lib.compat import tf
+from cifar10lib import towers
 import fakes
 
 BATCH = 8                 # split into two towers of 4
@@ -52,9 +52,9 @@ def tower_graph():
   with graph.as_default():
     global_step = tf.train.get_or_create_global_step()
     images, labels = fixed_batch()
-    tower_grads, _, deps = cifar10_multi_gpu_train.build_towers(
+    tower_grads, _, deps = towers.build_towers(
         images, labels, NUM_TOWERS, ['/cpu:0'] * NUM_TOWERS)
-    averaged = cifar10_multi_gpu_train.average_gradients(tower_grads)
+    averaged = towers.average_gradients(tower_grads)
     lr = cifar10.learning_rate(global_step, NUM_TOWERS * 150, BATCH)
     train_op = cifar10.apply_gradients(averaged, global_step, lr,
                                        dependencies=deps)

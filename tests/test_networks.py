@@ -11,9 +11,9 @@ import pytest
 
 from conftest import REPO  # pylint: disable=unused-import (sys.path)
 
-from compat import tf
-import cifar10
-import models
+from cifar10lib.compat import tf
+from cifar10lib import cifar10
+from cifar10lib import models
 
 NUM_CLASSES = 10
 
@@ -222,11 +222,11 @@ def test_dropout_is_active_in_training_only(name):
 
 
 def test_towers_share_one_set_of_variables():
-  import cifar10_multi_gpu_train  # pylint: disable=import-outside-toplevel
+  from cifar10lib import towers  # pylint: disable=import-outside-toplevel
   with tf.Graph().as_default():
     images = tf.zeros([4, 24, 24, 3])
     labels = tf.zeros([4], tf.int32)
-    cifar10_multi_gpu_train.build_towers(
+    towers.build_towers(
         images, labels, 2, ['/cpu:0', '/cpu:0'],
         dict(model='resnet20', num_classes=NUM_CLASSES))
     assert _counts() == EXPECTED['resnet20']
@@ -237,7 +237,7 @@ def test_towers_share_one_set_of_variables():
 # --- recipes --------------------------------------------------------------------
 
 def _recipe(*args):
-  import cli  # pylint: disable=import-outside-toplevel
+  from cifar10lib import cli  # pylint: disable=import-outside-toplevel
   cli.define_flags('data', 'model', 'training')
   flags = cli.FLAGS
   try:

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, run_script, run_scripts
 import fakes
 from fakes import write_dataset
-from compat import tf
+from cifar10lib.compat import tf
 
 # ResNet-20 runs by default; the big networks only with -m slow (pytest.ini).
 NAMES = [pytest.param(name, marks=pytest.mark.slow)

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import run_script
 
-from compat import tf
-import cifar10
-import precision
+from cifar10lib.compat import tf
+from cifar10lib import cifar10
+from cifar10lib import precision
 
 TF1 = tf.__version__.startswith('1.')
 HAS_GPU = precision.gpu_count() > 0

@@ -12,10 +12,10 @@ import numpy as np
 from conftest import run_script
 from fakes import write_dataset
 
-import cifar10_input
-from compat import tf
-import datasets
-import preprocessing
+from cifar10lib import cifar10_input
+from cifar10lib.compat import tf
+from cifar10lib import datasets
+from cifar10lib import preprocessing
 
 MEAN = 'preprocessing/mean'
 

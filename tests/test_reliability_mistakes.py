@@ -23,9 +23,9 @@ import pytest
 
 from conftest import (assert_unchanged, one_error_line, run_script,
                       run_scripts, snapshot)
-import cifar10
-import datasets
-import errors
+from cifar10lib import cifar10
+from cifar10lib import datasets
+from cifar10lib import errors
 import fakes
 
 BATCH = '16'

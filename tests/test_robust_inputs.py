@@ -22,8 +22,8 @@ import pytest
 
 from conftest import run_script, run_scripts
 from fakes import make_records, write_dataset
-import download
-from errors import DownloadError
+from cifar10lib import download
+from cifar10lib.errors import DownloadError
 
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
            'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']

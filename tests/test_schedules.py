@@ -12,9 +12,9 @@ import numpy as np
 
 from conftest import run_script
 
-import cifar10
-from compat import tf
-import schedules
+from cifar10lib import cifar10
+from cifar10lib.compat import tf
+from cifar10lib import schedules
 
 
 def _rates(schedule, steps, recipe=cifar10.TUTORIAL_RECIPE,

@@ -24,8 +24,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import numpy_eval_images, run_script
-import cifar10
-from compat import tf
+from cifar10lib import cifar10
+from cifar10lib.compat import tf
 import fakes
 
 BATCH_SIZE = 16

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import logged_steps, numpy_eval_images, run_script
-import cifar10  # switches TensorFlow to graph mode
-from compat import tf
+from cifar10lib import cifar10  # switches TensorFlow to graph mode
+from cifar10lib.compat import tf
 import fakes
 
 BATCH = 8

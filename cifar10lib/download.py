@@ -26,10 +26,10 @@ import time
 
 from six.moves import urllib
 
-import datasets
-from errors import DataError
-from errors import DownloadError
-from errors import UserError
+from cifar10lib import datasets
+from cifar10lib.errors import DataError
+from cifar10lib.errors import DownloadError
+from cifar10lib.errors import UserError
 
 DOWNLOAD_TIMEOUT_SECS = 60     # the longest wait for any one read
 DOWNLOAD_DEADLINE_SECS = 3600  # the whole download, 170 MB at ~50 kB/s

@@ -16,9 +16,9 @@ from __future__ import print_function
 
 import numpy as np
 
-from compat import tf
-import datasets
-from errors import UserError
+from cifar10lib.compat import tf
+from cifar10lib import datasets
+from cifar10lib.errors import UserError
 
 STANDARDIZE = 'standardize'       # the tutorial's per-image standardization
 MODES = (STANDARDIZE, 'mean_image', 'channel_mean')

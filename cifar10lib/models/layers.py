@@ -13,7 +13,7 @@ from __future__ import print_function
 
 import re
 
-from compat import tf
+from cifar10lib.compat import tf
 
 BATCH_NORM_DECAY = 0.99           # of the moving mean and variance
 BATCH_NORM_EPSILON = 1e-3

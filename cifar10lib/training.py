@@ -22,9 +22,9 @@ import sys
 import threading
 import time
 
-import checkpoints
-from compat import tf
-from errors import UserError
+from cifar10lib import checkpoints
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
 
 # A closed terminal (SIGHUP) stops training as kill does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

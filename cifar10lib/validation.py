@@ -15,10 +15,10 @@ import contextlib
 
 import numpy as np
 
-import cifar10
-import cifar10_input
-from compat import tf
-import datasets
+from cifar10lib import cifar10
+from cifar10lib import cifar10_input
+from cifar10lib.compat import tf
+from cifar10lib import datasets
 
 VALIDATION_SCOPE = 'validation'
 # Collections that building a network adds to. The training graph has

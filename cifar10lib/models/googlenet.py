@@ -23,8 +23,8 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from compat import tf
-from models import layers
+from cifar10lib.compat import tf
+from cifar10lib.models import layers
 
 # The slide's recipe: SGD with momentum 0.9, weight decay 2e-4, learning rate
 # 0.01 multiplied by 0.96 every 8 epochs.

@@ -15,8 +15,8 @@ from __future__ import print_function
 
 import numpy as np
 
-from compat import tf
-import idx
+from cifar10lib.compat import tf
+from cifar10lib import idx
 
 MAX_SHIFT = 2                     # pixels a training digit may move each way
 

@@ -22,9 +22,9 @@ import tempfile
 
 from google.protobuf import text_format
 
-from compat import tf
-from errors import UserError
-import models
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
+from cifar10lib import models
 
 STATE_FILE = 'checkpoint'   # TensorFlow's name for a directory's state file
 _INDEX_SUFFIX = '.index'

@@ -17,8 +17,8 @@ import socket
 import threading
 import time
 
-from compat import tf
-from errors import UserError
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
 
 TF_CONFIG = 'TF_CONFIG'
 JOBS = ('ps', 'worker')

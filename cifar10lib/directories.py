@@ -15,8 +15,8 @@ import fcntl
 import os
 import shutil
 
-import checkpoints
-from errors import UserError
+from cifar10lib import checkpoints
+from cifar10lib.errors import UserError
 
 # Where Linux lists the file locks and the processes holding them.
 LOCKS_TABLE = '/proc/locks'

@@ -10,8 +10,8 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from compat import tf
-from models import layers
+from cifar10lib.compat import tf
+from cifar10lib.models import layers
 
 
 def inference(images, num_classes, train=True):

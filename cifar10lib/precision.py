@@ -21,8 +21,8 @@ from __future__ import print_function
 
 import os
 
-from compat import tf
-from errors import UserError
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
 
 PRECISIONS = ('float32', 'bfloat16', 'float16')
 DEFAULT = 'float32'

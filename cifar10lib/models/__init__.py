@@ -32,7 +32,7 @@ TUTORIAL_SIGNATURE = ('local3/weights', None)
 
 def _module(name):
   module, _, builder = NETWORKS[name].partition(':')
-  return importlib.import_module('models.' + module), builder or 'inference'
+  return importlib.import_module('cifar10lib.models.' + module), builder or 'inference'
 
 
 def inference(name, images, num_classes, train=True):

@@ -20,7 +20,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from models import layers
+from cifar10lib.models import layers
 
 # The slide's recipe: SGD with momentum 0.9, weight decay 5e-4, learning rate
 # 0.01 divided by 10 when the validation accuracy stops improving (three

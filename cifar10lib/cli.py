@@ -1,7 +1,6 @@
 """What the scripts share as command-line programs: flags, errors, set-up.
 
-Import it before anything imports TensorFlow: it quiets TensorFlow's
-start-up chatter unless --verbose is given. Each script defines the flag
+Each script defines the flag
 groups it uses, so that its --help lists only flags that do something there:
 
     cli.define_flags('data', 'download', 'model', 'session')
@@ -16,82 +15,26 @@ from __future__ import division
 from __future__ import print_function
 
 import os
-import signal
 import sys
-import warnings
 
-# The shell's status for a process ended by SIGINT (128 + 2).
-INTERRUPTED_STATUS = 128 + signal.SIGINT
-
-
-def _exit_interrupted(signum, frame):
-  """Ctrl-C while TensorFlow loads: nothing has started, so leave quietly."""
-  del signum, frame
-  os._exit(INTERRUPTED_STATUS)  # pylint: disable=protected-access
-
-
-# Installed before the slow TensorFlow import, so Ctrl-C there prints no
-# traceback; Python's own handler comes back once the imports are done. A
-# SIGINT ignored from the start (a background job of a script) stays so.
-_SIGINT_DEFAULT = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-if _SIGINT_DEFAULT:
-  signal.signal(signal.SIGINT, _exit_interrupted)
-
-# TensorFlow's C++ logging reads this once, at import time, so it is decided
-# from the raw command line: quiet unless --verbose or the user's own setting.
-VERBOSE = any(arg in ('--verbose', '--verbose=true', '--verbose=1')
-              for arg in sys.argv[1:])
-
-
-def _import_tensorflow_quietly():
-  """Imports TensorFlow with its start-up chatter (CUDA probing) hidden.
-
-  Current TensorFlow writes some of it to file descriptor 2 before its log
-  level applies, so stderr is pointed at /dev/null for the import alone. An
-  import error still raises, and its traceback prints once stderr is back.
-  """
-  if VERBOSE:
-    import tensorflow.compat.v1  # pylint: disable=unused-import
-    return
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  warnings.filterwarnings('ignore', category=FutureWarning)
-  warnings.filterwarnings('ignore', category=DeprecationWarning)
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
-    import tensorflow.compat.v1 as tf_v1
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
-  tf_v1.get_logger().setLevel('ERROR')
-
-
-_import_tensorflow_quietly()
-
-# pylint: disable=wrong-import-position
 from absl import app
 from absl import flags
 
-import cifar10
-import directories
-import cifar10_input
-from compat import tf
-import datasets
-import flag_groups
-from flag_groups import define_flags  # pylint: disable=unused-import
-from errors import UserError
-import models
-import precision as precision_lib
-import preprocessing
-import schedules
-import training
-import validation
-
-if _SIGINT_DEFAULT:
-  signal.signal(signal.SIGINT, signal.default_int_handler)
+from cifar10lib import cifar10
+from cifar10lib import directories
+from cifar10lib import cifar10_input
+from cifar10lib.compat import INTERRUPTED_STATUS
+from cifar10lib.compat import tf
+from cifar10lib import datasets
+from cifar10lib import flag_groups
+from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
+from cifar10lib.errors import UserError
+from cifar10lib import models
+from cifar10lib import precision as precision_lib
+from cifar10lib import preprocessing
+from cifar10lib import schedules
+from cifar10lib import training
+from cifar10lib import validation
 
 FLAGS = flags.FLAGS
 

@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from errors import DataError
+from cifar10lib.errors import DataError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from compat import tf
+from cifar10lib.compat import tf
 
 STEP = 'step'
 PLATEAU = 'plateau'

@@ -24,8 +24,8 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from compat import tf
-from models import layers
+from cifar10lib.compat import tf
+from cifar10lib.models import layers
 
 # The slide's recipe: SGD with momentum 0.9, learning rate 0.1 divided by 10
 # when the error plateaus; the CIFAR paper divided it at 32k and 48k steps of

@@ -12,15 +12,15 @@ import math
 
 from absl import flags
 
-import cifar10
-import cifar10_input
-import datasets
-import download
-import models
-import precision as precision_lib
-import preprocessing
-import schedules
-import training
+from cifar10lib import cifar10
+from cifar10lib import cifar10_input
+from cifar10lib import datasets
+from cifar10lib import download
+from cifar10lib import models
+from cifar10lib import precision as precision_lib
+from cifar10lib import preprocessing
+from cifar10lib import schedules
+from cifar10lib import training
 
 FLAGS = flags.FLAGS
 

@@ -24,9 +24,9 @@ import os
 
 import numpy as np
 
-from errors import DataError
-import idx
-from errors import UserError
+from cifar10lib.errors import DataError
+from cifar10lib import idx
+from cifar10lib.errors import UserError
 
 DATA_DIR = '/tmp/cifar10_data'        # the tutorial's default --data_dir
 

@@ -1,0 +1,185 @@
+"""Scores checkpoints on a test or validation split: the evaluation graph.
+
+`Evaluator` builds the graph once (cifar10.inputs in file order, the
+network without dropout, the moving averages of the weights restored in
+place of the weights) and runs it for each checkpoint given to it,
+printing the tutorial's "precision @ 1" line and writing its summary.
+`evaluate_ensemble` averages the softmax outputs of several checkpoints.
+cifar10_eval.py turns its flags into these calls.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+from datetime import datetime
+import os
+import signal
+
+import numpy as np
+
+from cifar10lib import checkpoints
+from cifar10lib import cifar10
+from cifar10lib.compat import tf
+from cifar10lib.errors import UserError
+from cifar10lib import preprocessing
+
+
+def rearm_sigint():
+  """Gives SIGINT back to Python, so that Ctrl-C raises KeyboardInterrupt.
+
+  TensorFlow 2.x's session runtime can take SIGINT over at the C level, and
+  Ctrl-C then no longer stopped a watching evaluator.
+  """
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class Evaluator(object):
+  """The evaluation graph, built once and run for each checkpoint.
+
+  split (a datasets.Split) names the records; the first num_examples of
+  them are each counted once. model_options are inference()'s keyword
+  arguments; config is the sessions' ConfigProto. preprocessing_mode is the
+  model's (one of preprocessing.MODES); a mean comes from the checkpoint.
+  """
+
+  def __init__(self, split, num_examples, config=None,
+               batch_size=cifar10.BATCH_SIZE, use_fp16=False,
+               model_options=None, moving_average=True,
+               preprocessing_mode=preprocessing.STANDARDIZE):
+    self.num_examples = num_examples
+    self.moving_average = moving_average
+    self.preprocessing_mode = preprocessing_mode
+    self.config = config
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      self.global_step = tf.train.get_or_create_global_step()
+      mean = preprocessing.mean_variable(preprocessing_mode)
+      # The split, not eval_data, names the records.
+      images, labels = cifar10.inputs(
+          eval_data=True, batch_size=batch_size,
+          use_fp16=use_fp16, split=split, num_epochs=1, mean=mean)
+      logits = tf.cast(cifar10.inference(images, train=False,
+                                         **(model_options or {})),
+                       tf.float32)
+      self.correct = tf.nn.in_top_k(logits, labels, 1)
+      self.labels = labels
+      self.probabilities = tf.nn.softmax(logits)
+      self.summary_op = tf.summary.merge_all()
+      self.shadow_vars = cifar10.variables_to_restore()
+      self.raw_vars = {v.op.name: v for v in tf.global_variables()}
+      self.local_init = tf.local_variables_initializer()
+
+  def _var_list_for(self, checkpoint):
+    """{name in checkpoint: variable}: its shadow values, or its raw weights.
+
+    Raises UserError naming the first variable the checkpoint lacks or holds
+    in another shape, and when the checkpoint cannot be read at all. Values
+    of another dtype (--use_fp16, a float global_step) are cast.
+    """
+    var_list = checkpoints.checkpoint_var_list(
+        checkpoint, self.shadow_vars, self.raw_vars, self.moving_average,
+        cast=True)
+    preprocessing.check_checkpoint(checkpoint, self.preprocessing_mode)
+    return var_list
+
+  def _run_epoch(self, checkpoint, fetches, first_fetches=None):
+    """Yields the global step, then fetches' values batch by batch.
+
+    Each batch is cut to the examples still wanted, so that every one of
+    the first num_examples examples comes out exactly once. first_fetches,
+    when given, replaces fetches for the first batch.
+    """
+    var_list = self._var_list_for(checkpoint)
+    with tf.Session(graph=self.graph, config=self.config) as sess:
+      checkpoints.restore(sess, checkpoint, var_list)
+      sess.run(self.local_init)
+      yield int(sess.run(self.global_step))
+      coord = tf.train.Coordinator()
+      threads = tf.train.start_queue_runners(sess=sess, coord=coord)
+      rearm_sigint()
+      try:
+        total = 0
+        while total < self.num_examples:
+          values = sess.run(first_fetches if first_fetches and not total
+                            else fetches)
+          keep = self.num_examples - total
+          values = [v[:keep] if isinstance(v, np.ndarray) else v
+                    for v in values]
+          total += len(values[0])
+          yield values
+      except tf.errors.OutOfRangeError:
+        pass  # every record was read once: the epoch is over
+      finally:
+        coord.request_stop()
+        coord.join(threads, stop_grace_period_secs=10)
+
+  def evaluate(self, checkpoint, writer):
+    """Evaluates one checkpoint; returns (correct, total, global_step)."""
+    batches = self._run_epoch(checkpoint, [self.correct],
+                              [self.correct, self.summary_op])
+    step = next(batches)
+    correct = total = 0
+    summary = None
+    for values in batches:
+      correct += int(np.sum(values[0]))
+      total += len(values[0])
+      summary = summary or values[1]
+    precision = correct / total
+    print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
+          % (datetime.now(), precision, correct, total, step,
+             os.path.basename(checkpoint)), flush=True)
+    event = tf.Summary()
+    event.ParseFromString(summary)
+    event.value.add(tag='Precision @ 1', simple_value=precision)
+    writer.add_summary(event, step)
+    writer.flush()
+    return correct, total, step
+
+  def softmax_outputs(self, checkpoint):
+    """Returns (probabilities [n, classes], labels [n], global step)."""
+    batches = self._run_epoch(checkpoint, [self.probabilities, self.labels])
+    step = next(batches)
+    values = list(batches)
+    return (np.concatenate([v[0] for v in values]),
+            np.concatenate([v[1] for v in values]), step)
+
+
+def count_correct(probabilities, labels):
+  """Examples whose label scores highest; ties count, as in tf.nn.in_top_k."""
+  label_scores = probabilities[np.arange(len(labels)), labels]
+  return int(np.sum(label_scores >= probabilities.max(axis=1)))
+
+
+def resolve_checkpoint(path):
+  """path itself, or the latest checkpoint when path is a directory."""
+  if os.path.isdir(path):
+    resolution = checkpoints.resolve(path)
+    if resolution.path is None:
+      raise UserError('--checkpoint_paths: no checkpoint in %s%s' % (
+          path, '; ' + resolution.problem if resolution.problem else ''))
+    if resolution.note:
+      print('Note: %s' % resolution.note, flush=True)
+    return resolution.path
+  checkpoints.read_checkpoint(path)
+  return path
+
+
+def evaluate_ensemble(evaluator, paths):
+  """Evaluates each checkpoint, then the average of their softmax outputs.
+
+  Returns the ensemble's (correct, total).
+  """
+  checkpoints = [resolve_checkpoint(path) for path in paths]
+  summed = None
+  for checkpoint in checkpoints:
+    probabilities, labels, step = evaluator.softmax_outputs(checkpoint)
+    correct = count_correct(probabilities, labels)
+    print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
+          % (datetime.now(), correct / len(labels), correct, len(labels), step,
+             checkpoint), flush=True)
+    summed = probabilities if summed is None else summed + probabilities
+  correct = count_correct(summed / len(checkpoints), labels)
+  print('%s: ensemble of %d checkpoints: precision @ 1 = %.3f (%d/%d correct)'
+        % (datetime.now(), len(checkpoints), correct / len(labels), correct,
+           len(labels)), flush=True)
+  return correct, len(labels)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -80,6 +81,10 @@ def main():
   parser.add_argument('--slow_link', action='store_true')
   parser.add_argument('--timeout', type=int, default=3600)
   args = parser.parse_args()
+  # Stopped by a signal, the clusters are still removed on the way out
+  # (a shell's background job even ignores SIGINT).
+  signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   reason = netns_cluster.unavailable()
   if reason:
     raise SystemExit('netns_cluster_rate.py: error: ' + reason)

@@ -8,7 +8,8 @@ Each run starts a fresh cluster (ps on host 0, worker i on host i + 1) that
 trains from scratch to --steps global steps, and reads the chief's
 `cluster:` lines: the cluster's examples/sec (the median of a run's lines
 after the first) and from it the time the ps takes per update (one global
-step: a batch of one worker, or with --sync one batch of each). --slow_link
+step: a batch of one worker, or with --sync one batch of each), and the
+bytes the chief's host sent and received per step it ran. --slow_link
 delays by 50 ms and drops 1 % of what worker 1 sends. All the tasks share
 this machine's CPUs.
 """
@@ -33,7 +34,8 @@ CLUSTER_LINE = re.compile(r': cluster: global step (\d+), ([\d.]+) examples/sec'
 
 
 def run_once(num_workers, args, log_dir):
-  """(examples/sec, seconds per update) of one fresh cluster."""
+  """(examples/sec, seconds per update, bytes the chief sent per step,
+  bytes it received per step) of one fresh cluster."""
   with netns_cluster.Cluster(num_workers + 1, log_dir) as cluster:
     if args.slow_link and num_workers > 1:
       cluster.slow_link(2, delay_ms=50, loss=0.01)
@@ -60,13 +62,16 @@ def run_once(num_workers, args, log_dir):
       if cluster.wait('worker%d' % i, args.timeout) != 0:
         raise SystemExit('worker %d failed:\n%s' % (
             i, cluster.output('worker%d' % i)[-3000:]))
-    rates = [float(r) for _, r in CLUSTER_LINE.findall(
-        cluster.output('worker0'))][1:]
+    out = cluster.output('worker0')
+    rates = [float(r) for _, r in CLUSTER_LINE.findall(out)][1:]
+    ran = int(re.search(r'^worker 0: ran (\d+) steps', out, re.M).group(1))
+    sent, received = cluster.link_bytes(1)
   if not rates:
     raise SystemExit('no cluster: lines after the first: raise --steps')
   rate = statistics.median(rates)
   per_update = args.batch_size * (num_workers if args.sync else 1)
-  return rate, per_update / rate
+  # The chief's traffic per step it ran (its start-up's included).
+  return rate, per_update / rate, sent / ran, received / ran
 
 
 def main():
@@ -96,16 +101,18 @@ def main():
       try:
         started = time.time()
         results[n].append(run_once(n, args, log_dir))
-        print('run %d, %d worker(s): %.1f examples/sec, %.3f s per update '
-              '(%.0f s)' % (run + 1, n, results[n][-1][0], results[n][-1][1],
-                            time.time() - started), flush=True)
+        print('run %d, %d worker(s): %.1f examples/sec, %.3f s per update, '
+              'chief sent %.2f MB and received %.2f MB per step (%.0f s)' % (
+                  (run + 1, n) + tuple(results[n][-1][:2]) +
+                  tuple(b / 1e6 for b in results[n][-1][2:]) +
+                  (time.time() - started,)), flush=True)
       finally:
         shutil.rmtree(log_dir, ignore_errors=True)
   print('| workers | examples/sec (runs) | s per update at the ps (runs) |')
   print('|---|---|---|')
   for n in counts:
-    rates = [r for r, _ in results[n]]
-    times = [t for _, t in results[n]]
+    rates = [r[0] for r in results[n]]
+    times = [r[1] for r in results[n]]
     print('| %d | **%.0f** (%s) | **%.3f** (%s) |' % (
         n, statistics.median(rates), ', '.join('%.0f' % r for r in rates),
         statistics.median(times), ', '.join('%.3f' % t for t in times)))

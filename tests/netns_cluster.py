@@ -17,6 +17,7 @@ why a cluster cannot be made here. bench/netns_cluster_rate.py reuses it by
 hand.
 """
 import itertools
+import json
 import os
 import re
 import shutil
@@ -217,6 +218,12 @@ class Cluster(object):
       if not self.running(name):
         return re.search(pattern, self.output(name), re.M)
       time.sleep(0.1)
+
+  def link_bytes(self, host):
+    """(bytes sent, bytes received) so far by host's interface."""
+    result = _ip('-n', self.hosts[host], '-s', '-j', 'link', 'show', 'eth0')
+    stats = json.loads(result.stdout)[0]['stats64']
+    return stats['tx']['bytes'], stats['rx']['bytes']
 
   # ------------------------------------------------------------ faults
 

@@ -14,12 +14,10 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
-from conftest import REPO
 import fakes
 import netns_cluster
 

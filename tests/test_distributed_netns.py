@@ -86,10 +86,20 @@ def saved(train_dir):
   """{file: sha256} of the checkpoints' variable files in train_dir."""
   found = {}
   for name in os.listdir(train_dir):
-    if re.match(r'model\.ckpt-\d+\.(index|data-)', name):
+    if re.match(r'model\.ckpt-\d+\.(index|data-\d+-of-\d+)$', name):
       with open(os.path.join(train_dir, name), 'rb') as f:
         found[name] = hashlib.sha256(f.read()).hexdigest()
   return found
+
+
+def assert_kept(train_dir, kept):
+  """Every checkpoint file of kept (saved()) is there, unchanged.
+
+  (One saved meanwhile may be added; the tests stop before the saver's
+  max_to_keep would delete one.)
+  """
+  now = saved(train_dir)
+  assert {name: now.get(name) for name in kept} == kept
 
 
 def wait_for_checkpoint(cluster, train_dir, step, watched):
@@ -237,7 +247,7 @@ def test_lost_worker_host_stops_sync_training_in_one_line_then_resumes(
       '%s: error: worker 0: no update within %d s (--worker_timeout_secs): '
       'another worker has stopped or cannot be reached; the last checkpoint '
       'in %s is kept' % (SCRIPT, WORKER_TIMEOUT_SECS, train_dir)), out
-  assert saved(train_dir) == kept
+  assert_kept(train_dir, kept)
   last, step = fakes.latest_step(train_dir)
   # The host is back: its worker and the chief start again, the ps never
   # stopped.
@@ -270,7 +280,7 @@ def test_lost_ps_link_stops_training_in_one_line_and_nothing_saved_is_lost(
       'variables it held with it; the last checkpoint in %s is kept: restart '
       'the ps and the workers to resume from it' % (
           SCRIPT, cluster.endpoint(PS), PS_TIMEOUT_SECS, train_dir)), out
-  assert saved(train_dir) == kept
+  assert_kept(train_dir, kept)
   last, step = fakes.latest_step(train_dir)
   # The link is back (the ps kept running behind it): the chief resumes.
   cluster.reconnect(PS)
@@ -304,20 +314,31 @@ def test_lost_chief_host_restarted_resumes_and_the_other_worker_follows(
   wait_for_more_steps(cluster, 'worker0_again', 0)
   wait_for_more_steps(cluster, 'worker1', seen)
   stop_all(cluster, 'worker0_again', 'worker1')
-  assert {k: saved(train_dir).get(k) for k in kept} == kept
+  assert_kept(train_dir, kept)
 
 
 INNER_TEST = """
-import os, sys, time
+import os, sys
 sys.path.insert(0, %(tests)r)
 import netns_cluster
+from test_distributed_netns import make_cluster  # the fixture under test
 
-def test_fails_with_a_cluster_running(tmp_path):
+
+def record(cluster, proc):
+  with open(%(record)r, 'a') as f:
+    f.write('%%s %%d\\n' %% (cluster.prefix, proc.pid))
+
+
+def test_fails_with_a_cluster_of_the_fixture(make_cluster):
+  cluster = make_cluster(2)
+  record(cluster, cluster.start('sleeper', 1, ['sleep', '300']))
+  assert False, 'failing on purpose'
+
+
+def test_fails_in_a_cluster_block(tmp_path):
   with netns_cluster.Cluster(2, tmp_path) as cluster:
-    proc = cluster.start('sleeper', 1, ['sleep', '300'])
-    with open(%(record)r, 'w') as f:
-      f.write('%%s %%d' %% (cluster.prefix, proc.pid))
-    assert False, 'failing on purpose'
+    record(cluster, cluster.start('sleeper', 0, ['sleep', '300']))
+    raise RuntimeError('failing on purpose')
 """
 
 
@@ -335,17 +356,19 @@ def test_a_failing_test_leaves_no_namespace_or_process_behind(
        '-p', 'no:xdist', '-c', os.devnull, str(inner)], cwd=str(tmp_path),
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       universal_newlines=True, timeout=HANG_SECS)
-  assert result.returncode == 1 and 'failing on purpose' in result.stdout, (
+  assert result.returncode == 1 and '2 failed' in result.stdout, (
       result.stdout)
-  prefix, pid = open(record).read().split()
-  # (Only the inner run's: another run may make its own meanwhile.)
-  inner_run = prefix.rsplit('-', 1)[0] + '-'
+  made = [line.split() for line in open(record).read().splitlines()]
+  assert len(made) == 2, made
   after = netns_cluster.namespaces()
+  # Every name the inner run made starts with c10nn-<its pid>- (another
+  # run may make namespaces of its own meanwhile).
+  inner_run = made[0][0].rsplit('-', 1)[0] + '-'
   assert [n for n in after if n.startswith(inner_run)] == []
-  assert sorted(set(after) - set(before)) == sorted(
-      n for n in set(after) - set(before)
-      if not n.startswith(netns_cluster.NAME_PREFIX))
-  assert not os.path.exists('/proc/%s' % pid)
+  assert [n for n in set(after) - set(before)
+          if n.startswith(inner_run)] == []
+  for _, pid in made:
+    assert not os.path.exists('/proc/%s' % pid)
 
 
 def test_without_root_the_reason_to_skip_is_one_line(make_cluster):

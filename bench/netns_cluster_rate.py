@@ -92,7 +92,8 @@ def main():
   signal.signal(signal.SIGINT, signal.default_int_handler)
   reason = netns_cluster.unavailable()
   if reason:
-    raise SystemExit('netns_cluster_rate.py: error: ' + reason)
+    raise SystemExit('netns_cluster_rate.py: error: cannot make network '
+                     'namespaces: ' + reason)
   counts = [int(n) for n in args.workers.split(',')]
   results = {n: [] for n in counts}
   for run in range(args.runs):

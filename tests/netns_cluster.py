@@ -86,21 +86,21 @@ def remove_stale():
 def unavailable():
   """Why no cluster can be made here (one line), or None."""
   if not sys.platform.startswith('linux'):
-    return 'network namespaces need Linux'
+    return 'not Linux'
   if os.geteuid() != 0:
-    return 'network namespaces need root'
+    return 'not running as root'
   if not shutil.which('ip'):
-    return 'no `ip` command (iproute2) to make network namespaces'
+    return 'no `ip` command (iproute2)'
   probe = '%s-%d-probe' % (NAME_PREFIX, os.getpid())
   result = _ip('netns', 'add', probe, check=False)
   if result.returncode:
-    return 'cannot make a network namespace: %s' % (
+    return 'ip netns add failed: %s' % (
         result.stderr.strip().splitlines() or ['ip netns add failed'])[0]
   try:
     veth = _ip('-n', probe, 'link', 'add', 'name', 'a', 'type', 'veth',
                'peer', 'name', 'b', check=False)
     if veth.returncode:
-      return 'cannot make a veth pair: %s' % veth.stderr.strip()
+      return 'no veth pairs: %s' % veth.stderr.strip()
   finally:
     _ip('netns', 'delete', probe, check=False)
   return None

@@ -35,12 +35,14 @@ from absl import flags
 from cifar10lib import cli
 from cifar10lib import checkpoints
 from cifar10lib import classifying
+from cifar10lib import flag_groups
 from cifar10lib.errors import UserError
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')
 flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
-                     '(at most the number of classes).', lower_bound=1)
+                     '(at most the number of classes).', lower_bound=1,
+                     upper_bound=flag_groups.MAX_INT64)
 
 def main(argv, cfg):
   paths = argv[1:]
@@ -62,7 +64,8 @@ def main(argv, cfg):
   names = classifying.class_names(cfg.data_dir, ds)
   classifier = classifying.Classifier(
       checkpoint, FLAGS.top_k, cfg.model_options(train=False), cfg.use_fp16,
-      cli.session_config(cfg), cfg.preprocessing, ds)
+      cli.session_config(cfg), cfg.preprocessing, ds,
+      cli.options_to_read_with(cfg))
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:
@@ -73,4 +76,4 @@ def main(argv, cfg):
 
 
 if __name__ == '__main__':
-  cli.run(main, describe=False)
+  cli.run(main, describe=False, positional=True)

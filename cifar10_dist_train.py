@@ -47,6 +47,7 @@ from cifar10lib import cifar10
 from cifar10lib import directories
 from cifar10lib import cluster_spec
 from cifar10lib.compat import tf
+from cifar10lib import flag_groups
 from cifar10lib.errors import UserError
 from cifar10lib import training
 
@@ -64,7 +65,7 @@ flags.DEFINE_enum('job_name', None, ['ps', 'worker'],
                   '$TF_CONFIG.')
 flags.DEFINE_integer('task_index', None,
                      'This task\'s index within its job (default 0).',
-                     lower_bound=0)
+                     lower_bound=0, upper_bound=flag_groups.MAX_INT64)
 flags.DEFINE_boolean('sync_replicas', False,
                      'Aggregate one batch from every worker into each update '
                      '(SyncReplicasOptimizer) instead of updating '
@@ -72,14 +73,15 @@ flags.DEFINE_boolean('sync_replicas', False,
 flags.DEFINE_integer('ps_timeout_secs', 60,
                      'How long a worker tries to reach every parameter '
                      'server before giving up, at the start and when one '
-                     'stops answering during training.', lower_bound=1)
+                     'stops answering during training.', lower_bound=1,
+                     upper_bound=flag_groups.MAX_SECS)
 flags.DEFINE_integer('worker_timeout_secs', 600,
                      'How long a non-chief worker waits for the chief to '
                      'initialise the model (then gives up), any worker with '
                      '--sync_replicas for an update (then gives up), and how '
                      'long the chief of a fresh asynchronous run waits for '
                      'the other workers to join (then starts without them).',
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=flag_groups.MAX_SECS)
 
 def serve_ps(cluster, task_index):
   """Serves the variables until SIGINT or SIGTERM."""
@@ -277,6 +279,7 @@ class _StartTogetherHook(tf.train.SessionRunHook):
                             shared_name='workers_joined')
     self._global_step = tf.train.get_global_step()
     if self._task_index == 0:
+      self._joined_op = joined.size()
       self._wait_op = joined.dequeue_many(self._num_workers - 1)
     else:
       self._join_op = joined.enqueue(self._task_index)
@@ -287,16 +290,31 @@ class _StartTogetherHook(tf.train.SessionRunHook):
       session.run(self._join_op)
       deadline = time.time() + self._timeout_secs
       while (fresh and not session.run(self._global_step) and
-             time.time() < deadline):
+             time.time() < deadline and not training.stop_requested()):
         time.sleep(cluster_spec.POLL_SECS)
     elif fresh:
-      try:
-        session.run(self._wait_op, options=self._options)
-        print('All %d workers have joined' % self._num_workers, flush=True)
-      except tf.errors.DeadlineExceededError:
+      self._wait_for_workers(session, coord)
+
+  def _wait_for_workers(self, session, coord):
+    """The chief's wait: said once, polled so that a stop signal ends it."""
+    others = self._num_workers - 1
+    deadline = time.time() + self._timeout_secs
+    if session.run(self._joined_op) < others:
+      print('Waiting up to %d s (--worker_timeout_secs) for the other %d '
+            'worker%s to join; Ctrl-C stops.' % (
+                self._timeout_secs, others, 's' if others > 1 else ''),
+            flush=True)
+    while session.run(self._joined_op) < others:
+      if training.stop_requested() or coord.should_stop():
+        return  # the session stops before its first step, with a checkpoint
+      if time.time() >= deadline:
         print('Warning: not all %d workers joined within %d s '
               '(--worker_timeout_secs); starting without them'
               % (self._num_workers, self._timeout_secs), flush=True)
+        return
+      time.sleep(cluster_spec.POLL_SECS)
+    session.run(self._wait_op, options=self._options)
+    print('All %d workers have joined' % self._num_workers, flush=True)
 
 
 class _UpdateTimeoutHook(tf.train.SessionRunHook):
@@ -383,7 +401,8 @@ def run_worker(cfg, cluster, task_index):
   """Trains as worker task_index until the cluster reaches --max_steps."""
   is_chief = task_index == 0
   num_workers = len(cluster['worker'])
-  cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
+  with cli.stop_signals_interrupt():
+    cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
   cli.maybe_download_and_extract(cfg)
   # Bad data fails before --train_dir is made.
   split = cli.data_split(cfg, 'train')
@@ -455,6 +474,7 @@ def run_worker(cfg, cluster, task_index):
             'received %d updates, at global steps %s'
             % (task_index, len(hook.sent), _ranges(hook.sent),
                len(hook.received), _ranges(hook.received)), flush=True)
+  cli.exit_if_stopped()
 
 
 def main(argv, cfg):

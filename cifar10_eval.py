@@ -26,6 +26,7 @@ from cifar10lib import cli
 from cifar10lib import checkpoints
 from cifar10lib import directories
 from cifar10lib import evaluation
+from cifar10lib import flag_groups
 from cifar10lib.compat import tf
 from cifar10lib.errors import UserError
 from cifar10lib import schedules
@@ -40,9 +41,10 @@ flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval', 'validation'],
                   'records) or "validation" (the last --validation_examples '
                   'training records, held out of training).')
 flags.DEFINE_integer('eval_interval_secs', 300,
-                     'How often to look for a new checkpoint.', lower_bound=0)
+                     'How often to look for a new checkpoint.', lower_bound=0,
+                     upper_bound=flag_groups.MAX_SECS)
 flags.DEFINE_integer('num_examples', 10000, 'Number of examples to run.',
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=flag_groups.MAX_INT64)
 flags.DEFINE_boolean('run_once', False,
                      'Evaluate the latest checkpoint once and exit.')
 flags.DEFINE_boolean('moving_average', True,
@@ -82,7 +84,7 @@ def evaluate(cfg, split):
       split, min(FLAGS.num_examples, split.num_examples),
       cli.session_config(cfg), cfg.batch_size, cfg.use_fp16,
       cfg.model_options(train=False), FLAGS.moving_average,
-      cfg.preprocessing)
+      cfg.preprocessing, cli.options_to_read_with(cfg, FLAGS.eval_data))
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(cfg.checkpoint_dir)
     if not paths:

@@ -30,10 +30,13 @@ from cifar10lib import towers
 from cifar10lib import training
 
 FLAGS = flags.FLAGS
+# --num_gpus' ceiling: each tower is a copy of the model and its input
+# queue; no machine here has more devices.
+MAX_TOWERS = 1024
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'schedule', 'preprocessing', 'session')
 flags.DEFINE_integer('num_gpus', 1, 'How many GPUs (towers) to use.',
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=MAX_TOWERS)
 flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
                   'Device type of the towers: "gpu", or "cpu" to run '
                   '--num_gpus towers on as many CPU devices.')

@@ -20,6 +20,7 @@ from cifar10lib.compat import tf
 from cifar10lib import datasets
 from cifar10lib.errors import UserError
 from cifar10lib import preprocessing
+from cifar10lib import run_record
 
 def class_names(data_dir, ds=datasets.CIFAR10):
   """The names of the classes, in label order, from the data's meta file."""
@@ -74,12 +75,13 @@ class Classifier(object):
 
   model_options are inference()'s keyword arguments; config is the
   session's ConfigProto; preprocessing_mode is the model's (its mean comes
-  from the checkpoint).
+  from the checkpoint); recorded, when given, the options the checkpoint's
+  directory must have recorded, if it has a record (run_record.py).
   """
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
                config=None, preprocessing_mode=preprocessing.STANDARDIZE,
-               ds=datasets.CIFAR10):
+               ds=datasets.CIFAR10, recorded=None):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
@@ -96,6 +98,9 @@ class Classifier(object):
           checkpoint, cifar10.variables_to_restore(),
           {v.op.name: v for v in tf.global_variables()}, cast=True)
       preprocessing.check_checkpoint(checkpoint, preprocessing_mode)
+      # Last: the variables say more, where they differ.
+      if recorded is not None:
+        run_record.check(os.path.dirname(checkpoint) or '.', recorded)
     self.session = tf.Session(graph=self.graph, config=config)
     checkpoints.restore(self.session, checkpoint, var_list)
 

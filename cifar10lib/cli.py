@@ -15,7 +15,9 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import contextlib
 import os
+import signal
 import sys
 
 from absl import app
@@ -33,6 +35,7 @@ from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
 from cifar10lib import precision as precision_lib
 from cifar10lib import schedules
+from cifar10lib import training
 from cifar10lib import validation
 
 FLAGS = flags.FLAGS
@@ -86,11 +89,39 @@ def _check_batch_size(cfg, split, train):
             memory / 2.0 ** 30))
 
 
+class _Stopped(KeyboardInterrupt):
+  """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+  def __init__(self, signum):
+    super(_Stopped, self).__init__(signum)
+    self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+  """SIGTERM and SIGHUP end the block as Ctrl-C does: what cleans up after
+  Ctrl-C (a download's partial file, the directories it made) runs for
+  them too, and the script ends in one line with the shell's status."""
+  def stop(signum, frame):
+    del frame
+    raise _Stopped(signum)
+  previous = {}
+  for sig in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(sig) == signal.SIG_DFL:
+      previous[sig] = signal.signal(sig, stop)
+  try:
+    yield
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+
+
 def maybe_download_and_extract(cfg):
   """Fetches cfg's dataset into --data_dir unless it is there (--data_url)."""
-  cifar10.maybe_download_and_extract(
-      cfg.data_dir, url=cfg.data_url, ds=cfg.dataset,
-      deadline_secs=cfg.download_deadline_secs)
+  with stop_signals_interrupt():
+    cifar10.maybe_download_and_extract(
+        cfg.data_dir, url=cfg.data_url, ds=cfg.dataset,
+        deadline_secs=cfg.download_deadline_secs)
 
 
 def distorted_inputs(cfg, split, mean=None, batch_size=None):
@@ -116,6 +147,41 @@ def validator(cfg, mean=None):
   return validation.Validator(data_split(cfg, 'validation'), cfg.batch_size,
                               cfg.use_fp16, cfg.model_options(train=False),
                               mean)
+
+
+def recorded_options(cfg):
+  """The options of cfg that shape the graph or give the data their
+  meaning, as a plain dict: a trainer records them beside its checkpoints,
+  and the scripts compare theirs with the record (run_record.py)."""
+  options = dict(model=cfg.model, norm=cfg.norm, top_layers=cfg.top_layers,
+                 use_fp16=cfg.use_fp16, dataset=cfg.dataset.name,
+                 preprocessing=cfg.preprocessing, precision=cfg.precision,
+                 validation_examples=cfg.validation_examples)
+  if cfg.dataset.name == 'cifar100':  # its label byte 0 is coarse, 1 fine
+    options['cifar100_labels'] = ('coarse', 'fine')[cfg.dataset.label_byte]
+  return options
+
+
+def options_to_read_with(cfg, eval_data=None):
+  """recorded_options(cfg) that evaluation and classification compare with
+  a checkpoint directory's record.
+
+  --use_fp16 may differ (the values are cast), and --validation_examples
+  matters only to --eval_data=validation.
+  """
+  options = recorded_options(cfg)
+  options.pop('use_fp16')
+  if eval_data != 'validation':
+    options.pop('validation_examples')
+  return options
+
+
+def exit_if_stopped():
+  """Exits with a shell's status for the signal that stopped training
+  (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), if one did, so that
+  `train && evaluate` does not go on after an interrupted run."""
+  if training.stopped_by:
+    sys.exit(128 + int(getattr(signal, training.stopped_by)))
 
 
 def start_line(cfg, split, train_dir=None):
@@ -200,6 +266,7 @@ def run_trainer(train, towers=None):
     split = data_split(cfg, 'train')
     with directories.claim_train_dir(cfg.loop.train_dir):
       train(cfg, split)
+    exit_if_stopped()
   run(main, towers)
 
 
@@ -208,7 +275,7 @@ def _warn(warning):
                                            warning))
 
 
-def run(main, towers=None, describe=True):
+def run(main, towers=None, describe=True, positional=False):
   """Runs main(argv, cfg) under absl, cfg the flags' config.Config.
 
   The configuration is built once, and the options given printed once
@@ -217,7 +284,10 @@ def run(main, towers=None, describe=True):
   errors and user errors are reported in one line without a traceback;
   anything else is a bug and keeps its traceback. Ctrl-C that main does
   not handle itself (during a download, say) ends in one line and status
-  130. towers: see run_trainer.
+  130 (SIGTERM and SIGHUP where they interrupt: 143 and 129). towers: see
+  run_trainer. Unless positional (the images cifar10_classify.py takes), an
+  argument that is not a flag is refused: `max_steps=5` without its dashes
+  would otherwise be ignored. The loop options carry recorded_options(cfg).
   """
   # Float flags a script defines itself refuse NaN too.
   for name in list(FLAGS):
@@ -226,22 +296,35 @@ def run(main, towers=None, describe=True):
 
   def parse(argv):
     try:
-      return FLAGS(argv)
+      rest = FLAGS(argv)
+    except flags.CantOpenFlagFileError as e:
+      # absl's own words start "ERROR:: Unable to open flagfile: ".
+      fail('--flagfile: cannot open it: %s'
+           % str(e).split('flagfile: ', 1)[-1], 2)
     except flags.Error as e:
       sys.stderr.write('%s: error: %s\n' % (os.path.basename(argv[0]),
                                             _one_line(e)))
       sys.exit(2)
+    if len(rest) > 1 and not positional:
+      fail('unexpected argument %r: this script takes flags only, written '
+           '--name=value (see --help)' % rest[1], 2)
+    return rest
 
   def guarded(argv):
     try:
       cfg = config.from_flags(FLAGS, towers() if towers else 1, _warn)
+      cfg = cfg._replace(loop=cfg.loop._replace(record=recorded_options(cfg)))
       described = cfg.describe() if describe else None
       if described:
         print(described, flush=True)
       return main(argv, cfg)
     except UserError as e:
       fail(e)
-    except KeyboardInterrupt:
-      fail('interrupted (SIGINT); stopped', INTERRUPTED_STATUS)
+    except KeyboardInterrupt as e:
+      signum = getattr(e, 'signum', None)
+      if signum is None:
+        fail('interrupted (SIGINT); stopped', INTERRUPTED_STATUS)
+      fail('interrupted (%s); stopped' % signal.Signals(signum).name,
+           128 + signum)
 
   app.run(guarded, flags_parser=parse)

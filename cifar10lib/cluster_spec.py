@@ -139,11 +139,17 @@ def wait_for_ps(addresses, timeout_secs):
   """
   deadline = time.time() + timeout_secs
   for i, address in enumerate(addresses):
+    said = False
     while True:
       error = _connection_error(
           address, max(0.1, min(1.0, deadline - time.time())))
       if error is None:
         break
+      if not said:
+        said = True
+        print('Waiting up to %d s (--ps_timeout_secs) for parameter server '
+              'ps %d at %s (%s); Ctrl-C stops.' % (timeout_secs, i, address,
+                                                   error), flush=True)
       if time.time() >= deadline:
         raise UserError(
             'cannot reach parameter server ps %d at %s within %d s '

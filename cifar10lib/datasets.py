@@ -159,13 +159,18 @@ def count_examples(filenames, ds=CIFAR10):
   record_bytes = ds.record_bytes
   total = 0
   for path in filenames:
+    if os.path.isdir(path):
+      raise DataError('%s: is a directory, not a batch file' % path)
     if not os.path.isfile(path):
       raise DataError('%s: file not found' % path)
     size = os.path.getsize(path)
     if size == 0 or size % record_bytes:
       raise DataError('%s: size %d bytes is not a positive multiple of the '
                       'record size %d' % (path, size, record_bytes))
-    records = np.fromfile(path, dtype=np.uint8).reshape(-1, record_bytes)
+    try:
+      records = np.fromfile(path, dtype=np.uint8).reshape(-1, record_bytes)
+    except (IOError, OSError) as e:
+      raise DataError('%s: cannot read it: %s' % (path, e.strerror or e))
     for byte, limit in enumerate(ds.label_classes):
       labels = records[:, byte]
       bad = np.flatnonzero(labels >= limit)

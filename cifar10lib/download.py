@@ -62,6 +62,10 @@ def _download(url, dest_dir, expected_md5, tarball,
   except OSError as e:
     raise DownloadError('cannot write in %s: %s' % (dest_dir, e.strerror))
   start = time.time()
+  # Else a server that never answers leaves the script silent for a minute.
+  print('Downloading %s into %s (given up after %d s: '
+        '--download_deadline_secs)' % (url, dest_dir, deadline_secs),
+        flush=True)
   try:
     with os.fdopen(fd, 'wb') as out:
       response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECS)

@@ -22,6 +22,7 @@ from cifar10lib import cifar10
 from cifar10lib.compat import tf
 from cifar10lib.errors import UserError
 from cifar10lib import preprocessing
+from cifar10lib import run_record
 
 
 def rearm_sigint():
@@ -40,13 +41,16 @@ class Evaluator(object):
   them are each counted once. model_options are inference()'s keyword
   arguments; config is the sessions' ConfigProto. preprocessing_mode is the
   model's (one of preprocessing.MODES); a mean comes from the checkpoint.
+  recorded, when given, are the options a checkpoint's directory must have
+  recorded, if it has a record (run_record.py).
   """
 
   def __init__(self, split, num_examples, config=None,
                batch_size=cifar10.BATCH_SIZE, use_fp16=False,
                model_options=None, moving_average=True,
-               preprocessing_mode=preprocessing.STANDARDIZE):
+               preprocessing_mode=preprocessing.STANDARDIZE, recorded=None):
     self.num_examples = num_examples
+    self.recorded = recorded
     self.moving_average = moving_average
     self.preprocessing_mode = preprocessing_mode
     self.config = config
@@ -80,6 +84,9 @@ class Evaluator(object):
         checkpoint, self.shadow_vars, self.raw_vars, self.moving_average,
         cast=True)
     preprocessing.check_checkpoint(checkpoint, self.preprocessing_mode)
+    # Last: the variables say more, where they differ.
+    if self.recorded is not None:
+      run_record.check(os.path.dirname(checkpoint) or '.', self.recorded)
     return var_list
 
   def _run_epoch(self, checkpoint, fetches, first_fetches=None):

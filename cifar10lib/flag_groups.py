@@ -31,6 +31,22 @@ MAX_BATCH_SIZE = (2 ** 31 - 1) // 4
 # pool of that many threads, and ConfigProto holds the number in an int32
 # (past it, protobuf's ValueError).
 MAX_THREADS = 1 << 16
+# A wait in seconds: a year. Past it, Python's clocks overflow (sleeps,
+# deadlines), and no wait of a run is meant to be that long.
+MAX_SECS = 366 * 24 * 3600
+# A step count: TensorFlow counts steps in int64.
+MAX_STEPS = 2 ** 63 - 1
+# A step interval: added to a step, it must still fit int64.
+MAX_STEP_INTERVAL = 2 ** 62
+# Epochs: the decay or restart period in steps (epochs times batches per
+# epoch) must fit int64 for any data set here (at most 60,000 examples an
+# epoch, batches of 1).
+MAX_EPOCHS = 1e9
+# A learning rate past this makes any network here diverge at once (a NaN
+# loss); refusing it names the flag instead.
+MAX_LEARNING_RATE = 1e6
+# Any other count (--seed, --plateau_patience, ...): int64.
+MAX_INT64 = 2 ** 63 - 1
 
 # Every flag of a script, by group: (kind, name, default, help, bounds).
 _GROUPS = {
@@ -52,13 +68,13 @@ _GROUPS = {
         ('integer', 'download_deadline_secs',
          download.DOWNLOAD_DEADLINE_SECS,
          'Seconds the download may take in all before it is given up.',
-         {'lower_bound': 1}),
+         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
     ],
     'split': [
         ('integer', 'validation_examples', 0,
          'Hold the last N training records out of training; cifar10_eval.py '
          '--eval_data=validation evaluates them (give it the same N).',
-         {'lower_bound': 0}),
+         {'lower_bound': 0, 'upper_bound': MAX_INT64}),
     ],
     'batch': [
         ('integer', 'batch_size', cifar10.BATCH_SIZE,
@@ -89,28 +105,30 @@ _GROUPS = {
          'Directory where to write event logs and checkpoints; training '
          'resumes from the latest checkpoint found there.', {}),
         ('integer', 'max_steps', 1000000, 'Number of batches to run.',
-         {'lower_bound': 0}),
+         {'lower_bound': 0, 'upper_bound': MAX_STEPS}),
         ('integer', 'log_frequency', 10,
          'How often (in steps) to log results to the console.',
-         {'lower_bound': 1}),
+         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
         ('integer', 'save_checkpoint_secs', 600,
-         'Seconds between periodic checkpoints.', {'lower_bound': 1}),
+         'Seconds between periodic checkpoints.',
+         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
         ('integer', 'save_checkpoint_steps', None,
          'Steps between periodic checkpoints; replaces '
-         '--save_checkpoint_secs when set.', {'lower_bound': 1}),
+         '--save_checkpoint_secs when set.',
+         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
         ('integer', 'save_summaries_steps', 100,
          'Steps between summaries written for TensorBoard.',
-         {'lower_bound': 1}),
+         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
         ('boolean', 'log_epochs', None,
          'End each progress line with the epoch reached (default: with '
          '--dataset=mnist only; CIFAR keeps the tutorial\'s line).', {}),
         ('integer', 'seed', None,
          'Graph-level random seed: the same seed, data and flags give the '
-         'same initial weights.', {}),
+         'same initial weights.', {'lower_bound': 0, 'upper_bound': MAX_INT64}),
         ('integer', 'input_timeout_secs', training.INPUT_TIMEOUT_SECS,
          'Seconds a training step may wait for its input (or for a '
          'parameter server) before training stops with an error.',
-         {'lower_bound': 1}),
+         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
         ('boolean', 'log_device_placement', False,
          'Whether to log device placement.', {}),
         ('float', 'min_fraction_of_examples_in_queue',
@@ -128,19 +146,22 @@ _GROUPS = {
         ('float', 'learning_rate', None,
          'Initial learning rate (default: the --model\'s recipe; %s for the '
          'tutorial\'s; adam and rmsprop usually want about 0.001).'
-         % cifar10.INITIAL_LEARNING_RATE, {'lower_bound': 0.0}),
+         % cifar10.INITIAL_LEARNING_RATE,
+         {'lower_bound': 0.0, 'upper_bound': MAX_LEARNING_RATE}),
         ('float', 'momentum', None,
          'Momentum of --optimizer=momentum and nesterov (default: the '
          '--model\'s recipe; %s for the tutorial\'s).' % cifar10.MOMENTUM,
-         {'lower_bound': 0.0}),
+         {'lower_bound': 0.0, 'upper_bound': 1.0}),
         ('float', 'num_epochs_per_decay', None,
          'Epochs after which the learning rate decays (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'
-         % cifar10.NUM_EPOCHS_PER_DECAY, {'lower_bound': 1e-6}),
+         % cifar10.NUM_EPOCHS_PER_DECAY,
+         {'lower_bound': 1e-6, 'upper_bound': MAX_EPOCHS}),
         ('float', 'learning_rate_decay_factor', None,
          'Factor applied to the learning rate at each decay (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'
-         % cifar10.LEARNING_RATE_DECAY_FACTOR, {'lower_bound': 0.0}),
+         % cifar10.LEARNING_RATE_DECAY_FACTOR,
+         {'lower_bound': 0.0, 'upper_bound': 1.0}),
     ],
     'checkpoint': [
         ('string', 'checkpoint_dir', '/tmp/cifar10_train',
@@ -178,13 +199,15 @@ _GROUPS['schedule'] = [
      {'enum_values': list(schedules.RATES)}),
     ('float', 'restart_epochs', schedules.RESTART_EPOCHS,
      'Epochs per cycle of --lr_schedule=cosine_restarts.',
-     {'lower_bound': 1e-6}),
+     {'lower_bound': 1e-6, 'upper_bound': MAX_EPOCHS}),
     ('integer', 'plateau_eval_steps', schedules.PLATEAU_EVAL_STEPS,
      'Steps between evaluations of the --validation_examples held-out '
-     'records with --lr_schedule=plateau.', {'lower_bound': 1}),
+     'records with --lr_schedule=plateau.',
+     {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
     ('integer', 'plateau_patience', schedules.PLATEAU_PATIENCE,
      'Evaluations in a row without a better validation precision after '
-     'which --lr_schedule=plateau decays the rate.', {'lower_bound': 1}),
+     'which --lr_schedule=plateau decays the rate.',
+     {'lower_bound': 1, 'upper_bound': MAX_INT64}),
 ]
 _GROUPS['preprocessing'] = [
     ('enum', 'preprocessing', preprocessing.STANDARDIZE,

@@ -32,10 +32,15 @@ def labels_path(images_path):
 
 def _header(path, words, magic, kind):
   """The header's words after the magic number, which must be magic."""
+  if os.path.isdir(path):
+    raise DataError('%s: is a directory, not an IDX file' % path)
   if not os.path.isfile(path):
     raise DataError('%s: file not found' % path)
-  with open(path, 'rb') as f:
-    raw = f.read(4 * words)
+  try:
+    with open(path, 'rb') as f:
+      raw = f.read(4 * words)
+  except (IOError, OSError) as e:
+    raise DataError('%s: cannot read it: %s' % (path, e.strerror or e))
   if len(raw) >= 4 and struct.unpack('>I', raw[:4])[0] != magic:
     raise DataError('%s: not an IDX %s file (magic number %d, expected %d)'
                     % (path, kind, struct.unpack('>I', raw[:4])[0], magic))

@@ -103,7 +103,10 @@ def check(precision, cpuinfo=None, gpus=None):
     if (gpu_count() if gpus is None else gpus) == 0:
       raise UserError(
           '--precision=float16 needs a GPU: TensorFlow\'s float16 rewrite '
-          'leaves CPU ops in float32 (on a CPU, try --precision=bfloat16)')
+          'leaves CPU ops in float32%s' % (
+              ' (on a CPU, try --precision=bfloat16)'
+              if bfloat16_rewrite_field() is not None else
+              '; this TensorFlow has no CPU mixed precision either'))
   return warnings
 
 

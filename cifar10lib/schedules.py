@@ -202,7 +202,7 @@ class SnapshotHook(tf.train.SessionRunHook):
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
-    # Sharded and with relative paths, as training.checkpoint_saver().
+    # Sharded and with relative paths, as checkpoint_saver.checkpoint_saver().
     self._saver = tf.train.Saver(sharded=True, allow_empty=True,
                                  save_relative_paths=True, max_to_keep=0)
 

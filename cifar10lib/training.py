@@ -15,15 +15,16 @@ import collections
 import contextlib
 from datetime import datetime
 import glob
+import math
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
 
-from cifar10lib import checkpoints
+from cifar10lib import checkpoint_saver
 from cifar10lib.compat import tf
+from cifar10lib import resuming
 from cifar10lib.errors import UserError
 
 # A closed terminal (SIGHUP) stops training as kill does.
@@ -31,20 +32,27 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _installed_stoppers = []  # the _StopOnSignalHook now handling STOP_SIGNALS
 # How long a step may wait for its input before training gives up.
 INPUT_TIMEOUT_SECS = 600
+# The name of the signal that stopped the last run_training, or None: the
+# script then exits with the status a shell gives a process it ended.
+stopped_by = None
 
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
     'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
-    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs'])):
+    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs',
+    'record'])):
   """Where the loop writes, how long it runs, how often it logs and saves.
 
   save_checkpoint_steps, when set, replaces save_checkpoint_secs.
   input_timeout_secs bounds each step of a local trainer: a step that gets
-  no input for that long ends training with an error.
+  no input for that long ends training with an error. record, when given,
+  is the {option: value} that shapes the graph (run_record.py): checked
+  against train_dir's record before resuming, and written there when a run
+  starts.
   """
 
 
-LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS,)
+LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS, None)
 
 
 class _LoggerHook(tf.train.SessionRunHook):
@@ -107,6 +115,14 @@ class _LoggerHook(tf.train.SessionRunHook):
             flush=True)
       self._start_time, self._start_step = now, self.step
       self._start_runs = self.runs
+
+
+class _NanLossHook(tf.train.NanTensorHook):
+  """NanTensorHook without its own log line: the trainer says it in one."""
+
+  def after_run(self, run_context, run_values):
+    if math.isnan(float(run_values.results)):
+      raise tf.train.NanLossDuringTrainingError
 
 
 class _StopOnSignalHook(tf.train.SessionRunHook):
@@ -214,117 +230,6 @@ def new_graph(seed=None):
     yield graph
 
 
-class _CheckpointSaver(tf.train.Saver):
-  """A Saver whose failed save cleans up after itself and says why, in a line.
-
-  TensorFlow leaves a failed save's half-written `<prefix>_temp*` files
-  behind (which fill the disk again at the next start) and reports it as a
-  traceback.
-  """
-
-  def __init__(self, *args, **kwargs):
-    super(_CheckpointSaver, self).__init__(*args, **kwargs)
-    self._bytes_needed = sum(
-        v.shape.num_elements() * v.dtype.base_dtype.size
-        for v in tf.global_variables() if v.shape.is_fully_defined())
-
-  def save(self, sess, save_path, global_step=None, *args, **kwargs):
-    prefix = save_path
-    if global_step is not None:
-      prefix = '%s-%d' % (save_path, tf.train.global_step(sess, global_step)
-                          if hasattr(global_step, 'op') else int(global_step))
-    existed = os.path.exists(prefix + '.index')
-    try:
-      return super(_CheckpointSaver, self).save(sess, save_path, global_step,
-                                                *args, **kwargs)
-    except (tf.errors.OpError, ValueError) as e:
-      raise self._failed(prefix, existed, e)
-
-  def _failed(self, prefix, existed, error):
-    """Removes the failed save's own files; returns the UserError to raise."""
-    leftovers = glob.glob(glob.escape(prefix) + '_temp*')
-    leftovers += glob.glob(glob.escape(prefix) + '.*tempstate*')
-    if not existed:  # a new checkpoint, never one resumed from
-      leftovers += glob.glob(glob.escape(prefix) + '.index')
-      leftovers += glob.glob(glob.escape(prefix) + '.data-*')
-      leftovers += glob.glob(glob.escape(prefix) + '.meta')
-    for path in leftovers:
-      if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-      else:
-        try:
-          os.remove(path)
-        except OSError:
-          pass
-    directory = os.path.dirname(prefix)
-    try:
-      free = ' (%.1f MB free)' % (shutil.disk_usage(directory).free / 1e6)
-    except OSError:
-      free = ''
-    message = getattr(error, 'message', None) or str(error)
-    lines = message.strip().splitlines()
-    # TensorFlow says why a file failed as "<file>; <reason>", after (on
-    # TensorFlow 2.x) lines about where the graph defined the save.
-    reasons = [l.rsplit('; ', 1)[1] for l in lines if '; ' in l]
-    return UserError(
-        '--train_dir=%s: cannot save checkpoint %s: %s; a checkpoint needs '
-        'about %.1f MB there%s; its partial files were removed, the '
-        'checkpoints saved before are kept'
-        % (directory, os.path.basename(prefix),
-           reasons[-1] if reasons else lines[0], self._bytes_needed / 1e6,
-           free))
-
-
-def checkpoint_saver():
-  """The session's usual sharded saver, but with relative checkpoint paths.
-
-  The `checkpoint` file then names its checkpoints relative to --train_dir,
-  so a moved or copied directory resumes from its own checkpoints rather
-  than from (or, once gone, without) those of its old location. A failed
-  save is a UserError, after removing its partial files.
-  """
-  return _CheckpointSaver(sharded=True, allow_empty=True,
-                          save_relative_paths=True)
-
-
-def _repair_state(train_dir, resolution):
-  """Makes train_dir's state file name resolution's checkpoints, relatively.
-
-  Done before the session restores (it follows the state file) and before
-  the first save (whose rotation deletes the files the state file lists).
-  """
-  if resolution.state is None:
-    return
-  checkpoints.write_state(train_dir, *resolution.state)
-  print('Note: %s; rewrote the state file.' % resolution.note
-        if resolution.note else
-        'Note: rewrote %s with paths relative to --train_dir.'
-        % os.path.join(train_dir, checkpoints.STATE_FILE), flush=True)
-
-
-def _check_resumable(train_dir):
-  """Raises UserError when train_dir's checkpoint cannot restore this graph.
-
-  Without it, resuming a directory trained with other model flags (or by
-  the other trainer) ends in TensorFlow's NotFoundError traceback. Returns
-  the checkpoint to resume from, or None; once it fits, the state file
-  names it (_repair_state).
-  """
-  resolution = checkpoints.resolve(train_dir)
-  latest = resolution.path
-  if not latest:
-    return None
-  variables = {v.op.name: v for v in tf.global_variables()}
-  try:
-    checkpoints.checkpoint_var_list(latest, {}, variables,
-                                    moving_average=False)
-  except UserError as e:
-    raise UserError('--train_dir=%s: cannot resume: %s; use another '
-                    '--train_dir (nothing was changed)' % (train_dir, e))
-  _repair_state(train_dir, resolution)
-  return latest
-
-
 def _saved_step(checkpoint):
   """The global step that checkpoint holds (what resuming would start from)."""
   return int(tf.train.load_variable(checkpoint,
@@ -402,11 +307,15 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                        examples_per_global_step=examples_per_global_step)
   stopper = _StopOnSignalHook()
   all_hooks = [tf.train.StopAtStepHook(last_step=options.max_steps),
-               logger, stopper, tf.train.NanTensorHook(total_loss)]
+               logger, stopper, _NanLossHook(total_loss)]
   all_hooks.extend(hooks)
   save_secs = (None if options.save_checkpoint_steps
                else options.save_checkpoint_secs)
-  resume_from = _check_resumable(options.train_dir) if is_chief else None
+  global stopped_by
+  stopped_by = None
+  resolution = (resuming.check_resumable(options.train_dir, options.record)
+                if is_chief else None)
+  resume_from = resolution and resolution.path
   if resume_from:
     # Read from the checkpoint the session would restore, before the session
     # exists: creating it already writes an event file (graph, summaries)
@@ -421,6 +330,10 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                                    resume_from)
       logger.step = saved_step
       return logger
+  written = (resuming.prepare_resume(options.train_dir, resolution,
+                                     options.record)
+             if is_chief else [])
+  if resume_from:
     print('Resuming from %s' % resume_from, flush=True)
   if start_line:
     print(start_line, flush=True)
@@ -428,11 +341,20 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
   events = (_graph_written_once(options.train_dir) if is_chief
             else contextlib.nullcontext())
   stopper.install()
+  timed_out = False
+  # What a session's start writes besides checkpoints (graph.pbtxt too).
+  events_pattern = os.path.join(glob.escape(options.train_dir),
+                                'events.out.tfevents.*')
+  events_before = set(glob.glob(events_pattern))
+  graph_file = os.path.join(options.train_dir, 'graph.pbtxt')
+  if not os.path.exists(graph_file):
+    written.append(graph_file)
   try:
     with events, tf.train.MonitoredTrainingSession(
         master=master,
         is_chief=is_chief,
-        scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
+        scaffold=scaffold or tf.train.Scaffold(
+            saver=checkpoint_saver.checkpoint_saver()),
         checkpoint_dir=options.train_dir,
         hooks=all_hooks,
         save_checkpoint_secs=save_secs,
@@ -448,7 +370,15 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
           timeout_in_ms=int(options.input_timeout_secs * 1000)))
       if logger.step < options.max_steps:
         while not mon_sess.should_stop():
-          mon_sess.run(train_op, options=run_options)
+          try:
+            mon_sess.run(train_op, options=run_options)
+          except tf.errors.DeadlineExceededError:
+            if master:
+              raise
+            # The session itself is sound: leaving it normally saves a
+            # final checkpoint at the step reached.
+            timed_out = True
+            break
   except tf.train.NanLossDuringTrainingError:
     raise UserError(
         'loss is NaN at step %s (loss = %s); training stopped, the last '
@@ -462,6 +392,27 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
         'step %s: the input produced nothing (are the training files still '
         'there and non-empty?); the last checkpoint in %s is kept'
         % (options.input_timeout_secs, logger.step, options.train_dir))
+  except tf.errors.NotFoundError as e:
+    # A training file removed while training: its reader fails to reopen it
+    # and the queue runner's error comes out of the session's close.
+    if master:
+      raise
+    raise UserError(
+        'training stopped at step %s: %s (was a training file removed?); the '
+        'last checkpoint in %s is kept' % (
+            logger.step, e.message.strip().splitlines()[0],
+            options.train_dir))
+  except UserError:
+    # A save failed (a full disk) before any step: the events file this
+    # start wrote holds nothing but the graph, and each retry adds one.
+    if is_chief and not logger.runs:
+      for path in written + sorted(set(glob.glob(events_pattern)) -
+                                   events_before):
+        try:
+          os.remove(path)
+        except OSError:
+          pass
+    raise
   except tf.errors.InvalidArgumentError as e:
     # A NaN reaching a histogram summary fails its step before the loss check.
     if 'Nan in summary histogram' not in e.message:
@@ -472,7 +423,15 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
                   .splitlines()[0], options.train_dir))
   finally:
     stopper.uninstall()
+  if timed_out:
+    raise UserError(
+        'no training step finished within %d s (--input_timeout_secs) after '
+        'step %s: the input produced nothing (are the training files still '
+        'there and non-empty?); checkpoint saved at step %s in %s'
+        % (options.input_timeout_secs, logger.step, logger.step,
+           options.train_dir))
   if stopper.signal_name:
+    stopped_by = stopper.signal_name
     print('Stopped by %s at step %s%s'
           % (stopper.signal_name, logger.step,
              '; checkpoint saved in %s' % options.train_dir if is_chief

@@ -253,3 +253,35 @@ class Proc(object):
     for reader in self._readers:
       reader.join(10)
     return rc
+
+
+# Drops root's power to read any file whatever its mode, for the cases of an
+# unreadable file.
+SETPRIV = ['setpriv', '--inh-caps=-dac_override,-dac_read_search',
+           '--bounding-set=-dac_override,-dac_read_search']
+
+
+def can_drop_dac_override(tmp_path):
+  probe = tmp_path / 'probe'
+  probe.write_text('x')
+  os.chmod(str(probe), 0)
+  try:
+    result = subprocess.run(SETPRIV + ['cat', str(probe)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  except OSError:
+    return False
+  finally:
+    os.chmod(str(probe), 0o644)
+    probe.unlink()
+  return result.returncode != 0
+
+
+def run_unprivileged(tmp_path, script, *args):
+  """Runs script without the power to read files whatever their mode."""
+  if os.geteuid() == 0 and not can_drop_dac_override(tmp_path):
+    pytest.skip('running as root and setpriv cannot drop CAP_DAC_OVERRIDE')
+  prefix = SETPRIV if os.geteuid() == 0 else []
+  return subprocess.run(
+      prefix + [sys.executable, os.path.join(REPO, script)] +
+      [str(a) for a in args], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, universal_newlines=True, timeout=180)

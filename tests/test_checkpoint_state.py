@@ -280,7 +280,7 @@ def test_second_trainer_on_a_directory_refuses_and_eval_runs_beside(
   finally:
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=120)
-  assert first.returncode == 0, err
+  assert first.returncode == 128 + signal.SIGTERM, err
   assert 'Stopped by SIGTERM' in out
   with open(os.path.join(train_dir, 'checkpoint')) as f:
     latest = re.search(r'model_checkpoint_path: "(.*)"', f.read()).group(1)
@@ -309,11 +309,13 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
         universal_newlines=True, timeout=240)
 
   result = limited(train_dir)
+  # Resuming does not save model.ckpt-20 again: the first save is at 30.
   line = one_error_line(result, 'cifar10_train.py', train_dir,
-                        'cannot save checkpoint model.ckpt-20', 'needs about')
-  assert re.search(r'ckpt-20: File too large; .* needs about [0-9.]+ MB',
+                        'cannot save checkpoint model.ckpt-30', 'needs about')
+  assert re.search(r'ckpt-30: File too large; .* needs about [0-9.]+ MB',
                    line)
   assert not glob.glob(os.path.join(train_dir, '*_temp*'))
+  assert not glob.glob(os.path.join(train_dir, '*.tmp*'))
   after = digests(train_dir)
   for name, digest in before.items():
     if name.startswith(('model.ckpt', 'checkpoint')):
@@ -328,3 +330,10 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
   one_error_line(result, 'cifar10_train.py', 'cannot save checkpoint '
                  'model.ckpt-0')
   assert not os.path.exists(new_dir)
+  # One that was there keeps nothing of it: no events file, no record.
+  os.makedirs(new_dir)
+  for _ in range(2):
+    result = limited(new_dir)
+    one_error_line(result, 'cifar10_train.py', 'cannot save checkpoint '
+                   'model.ckpt-0')
+  assert os.listdir(new_dir) == []

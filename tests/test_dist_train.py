@@ -205,6 +205,35 @@ def test_worker_without_parameter_server_gives_up_with_one_line(data_dir,
   assert result.stderr.splitlines() == [
       '%s: error: cannot reach parameter server ps 0 at 127.0.0.1:%d within '
       '3 s (--ps_timeout_secs): Connection refused' % (SCRIPT, ps_port)]
+  # The wait said what it waits for, once.
+  assert result.stdout.splitlines() == [
+      'Waiting up to 3 s (--ps_timeout_secs) for parameter server ps 0 at '
+      '127.0.0.1:%d (Connection refused); Ctrl-C stops.' % ps_port]
+  assert not os.path.exists(str(tmp_path / 'train'))
+
+
+def test_sigterm_ends_the_wait_for_a_parameter_server(data_dir, tmp_path):
+  ps_port, worker_port = fakes.free_ports(2)   # nothing listens on either
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(REPO, SCRIPT),
+       '--ps_hosts=127.0.0.1:%d' % ps_port,
+       '--worker_hosts=127.0.0.1:%d' % worker_port, '--job_name=worker',
+       '--task_index=0', '--data_dir', data_dir, '--train_dir',
+       str(tmp_path / 'train')], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, universal_newlines=True,
+      preexec_fn=as_a_terminal_starts_it)
+  try:
+    assert 'for parameter server ps 0' in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    stopped = time.time()
+    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_SECS)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert time.time() - stopped < 10
+  assert proc.returncode == 128 + signal.SIGTERM, err
+  assert err.splitlines() == ['%s: error: interrupted (SIGTERM); stopped'
+                              % SCRIPT], err
   assert not os.path.exists(str(tmp_path / 'train'))
 
 
@@ -378,3 +407,31 @@ def test_bad_cluster_is_named(dist, kwargs, message):
   with pytest.raises(UserError) as error:
     dist.resolve_cluster(**kwargs)
   assert message in str(error.value)
+
+
+def test_chief_waiting_for_workers_says_so_and_stops_on_the_first_signal(
+    cluster, data_dir, tmp_path):
+  """Worker 1 never starts: the chief waits --worker_timeout_secs (600 s) for
+  it, and says so once; SIGTERM ends the wait at once, with a checkpoint."""
+  ps_port, w0_port, w1_port = fakes.free_ports(3)
+  ps_hosts, worker_hosts = _hosts(ps_port, [w0_port, w1_port])
+  hosts = ['--ps_hosts=' + ','.join(ps_hosts),
+           '--worker_hosts=' + ','.join(worker_hosts)]
+  train_dir = str(tmp_path / 'train')
+  cluster.start('ps', hosts + ['--job_name=ps', '--task_index=0'])
+  cluster.start('worker0', hosts + [
+      '--job_name=worker', '--task_index=0', '--data_dir', data_dir,
+      '--train_dir', train_dir, '--batch_size=16', '--max_steps=1000'])
+  waiting = ('Waiting up to 600 s (--worker_timeout_secs) for the other 1 '
+             'worker to join; Ctrl-C stops.')
+  deadline = time.time() + PROCESS_TIMEOUT_SECS
+  while waiting not in cluster.output('worker0'):
+    assert time.time() < deadline, cluster.output('worker0')
+    time.sleep(0.2)
+  cluster.stop('worker0', signal.SIGTERM)
+  stopped = time.time()
+  out = cluster.finish('worker0', expect_rc=128 + signal.SIGTERM)
+  assert time.time() - stopped < 30, out
+  assert out.count(waiting) == 1, out
+  assert 'Stopped by SIGTERM at step 0' in out, out
+  assert _checkpoint_step(train_dir) == 0

@@ -141,6 +141,10 @@ def test_float16_refused_without_gpu(script, data_dir, tmp_path):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
   assert 'error: --precision=float16 needs a GPU' in lines[0]
+  # It suggests bfloat16 only where bfloat16 runs.
+  assert ('try --precision=bfloat16' in lines[0]) == (not TF1), lines[0]
+  if TF1:
+    assert 'no CPU mixed precision either' in lines[0]
 
 
 @needs_tf2

@@ -1,0 +1,137 @@
+"""Every number a script takes, at its extremes; and what is not a flag.
+
+One table, read from the scripts' own --help, sweeps every integer and
+float flag of every script through the values that used to end in a
+traceback far from the flag (an epoch count whose steps overflow int64, a
+timeout past what Python's clocks hold): each is refused in one line with
+exit status 2, or taken. A flag added later is in the table without a new
+test, and must have an upper bound.
+
+Each run stops before any work: after the flag it is given, a stray
+positional argument is refused (cifar10_classify.py, which takes images,
+finds no checkpoint instead), so a value that is taken costs nothing.
+"""
+import os
+import re
+
+import fakes
+from conftest import run_script, run_scripts
+
+SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
+           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']
+# 2^63 and 2^64 are just past int64 and uint64.
+EXTREMES = ['0', '-1', 'nan', 'inf', '1e300', str(2 ** 63), str(2 ** 64)]
+# Never a meaningful value of any flag here.
+MUST_REFUSE = {'nan', 'inf', '1e300', str(2 ** 63), str(2 ** 64)}
+# absl's line giving a numeric flag's type and bounds.
+NUMERIC = re.compile(r'^\s+\((?:an? )?(?:non-negative |positive )?'
+                     r'(integer|number)\b(.*)\)$', re.M)
+
+
+def _numeric_flags(helps):
+  """[(script, flag, 'integer'|'number', bounds text)], each flag once."""
+  table, seen = [], set()
+  for script, text in zip(SCRIPTS, helps):
+    for entry in re.split(r'\n  --(?:\[no\])?', '\n' + text)[1:]:
+      name = entry.split(':')[0]
+      match = NUMERIC.search(entry)
+      if match and name not in seen:
+        seen.add(name)
+        table.append((script, name, match.group(1), match.group(2)))
+  return table
+
+
+def _sentinel_line(script, line):
+  """Whether line is the sentinel's refusal: the flag's value was taken."""
+  if script == 'cifar10_classify.py':
+    return 'No checkpoint file found' in line
+  return "unexpected argument 'stop-here'" in line
+
+
+def test_every_numeric_flag_at_its_extremes(tmp_path):
+  helps = run_scripts([[script, '--help'] for script in SCRIPTS])
+  table = _numeric_flags([result.stdout for result in helps])
+  names = [name for _, name, _, _ in table]
+  # The table finds what it should (and so finds flags added later).
+  for name in ['max_steps', 'num_epochs_per_decay', 'restart_epochs',
+               'input_timeout_secs', 'eval_interval_secs', 'top_k',
+               'worker_timeout_secs', 'num_gpus', 'learning_rate', 'seed']:
+    assert name in names, names
+  for script, name, kind, bounds in table:
+    assert re.search(r'in the range \[.*, .*\]|<= ', bounds), (
+        '--%s of %s has no upper bound: %r' % (name, script, bounds))
+  missing = str(tmp_path / 'no_checkpoints')
+  cases = [(script, name, value) for script, name, _, _ in table
+           for value in EXTREMES]
+  results = run_scripts(
+      [[script, '--%s=%s' % (name, value), '--checkpoint_dir=' + missing,
+        'stop-here'] if script == 'cifar10_classify.py' else
+       [script, '--%s=%s' % (name, value), 'stop-here']
+       for script, name, value in cases])
+  for (script, name, value), result in zip(cases, results):
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(script + ': error: '), (
+        script, name, value, result.stderr)
+    line = lines[0]
+    if _sentinel_line(script, line):
+      assert value not in MUST_REFUSE, (script, name, value, line)
+      continue
+    assert result.returncode == 2, (script, name, value, result.stderr)
+    assert '--%s' % name in line, line
+  assert not os.path.exists(missing)
+
+
+def test_a_stray_argument_is_refused_in_one_line(tmp_path):
+  """`max_steps=5` without its dashes used to be ignored: training went on
+  toward a million steps, and `run_once` made an evaluator watch forever."""
+  data = str(tmp_path / 'data')
+  for script, args in [
+      ('cifar10_train.py', ['--train_dir', str(tmp_path / 't'), 'max_steps=5']),
+      ('cifar10_multi_gpu_train.py', ['--train_dir', str(tmp_path / 't'),
+                                      'max_steps=5']),
+      ('cifar10_eval.py', ['--eval_dir', str(tmp_path / 'e'), 'run_once']),
+      ('cifar10_dist_train.py', ['--train_dir', str(tmp_path / 't'), 'x']),
+  ]:
+    result = run_script(script, '--data_dir', data, *args, check=False,
+                        timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines == ['%s: error: unexpected argument %r: this script takes '
+                     'flags only, written --name=value (see --help)'
+                     % (script, args[-1])], result.stderr
+  assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_missing_flagfile_is_named_in_one_line(tmp_path):
+  path = str(tmp_path / 'absent.cfg')
+  result = run_script('cifar10_train.py', '--flagfile=' + path, check=False)
+  assert result.returncode == 2
+  assert result.stderr.splitlines() == [
+      'cifar10_train.py: error: --flagfile: cannot open it: %s'
+      % result.stderr.split('cannot open it: ', 1)[1].strip()]
+  assert path in result.stderr and 'ERROR::' not in result.stderr
+
+
+def test_the_largest_values_taken_still_train(tmp_path):
+  """The bounds are where the values stop working, not below: at them a
+  trainer runs (or, with the largest learning rate, diverges in one line)."""
+  data = str(tmp_path / 'data')
+  fakes.write_dataset(data)
+  interval = str(2 ** 62)
+  result = run_script(
+      'cifar10_train.py', '--data_dir', data, '--train_dir',
+      str(tmp_path / 'a'), '--max_steps', '3', '--batch_size', '1',
+      '--min_fraction_of_examples_in_queue', '0.05', '--log_frequency',
+      interval, '--save_checkpoint_steps', interval, '--save_summaries_steps',
+      interval, '--num_epochs_per_decay', '1e9', '--input_timeout_secs',
+      str(366 * 24 * 3600), '--seed', str(2 ** 63 - 1), timeout=180)
+  assert 'Done at step 3' in result.stdout and not result.stderr
+  result = run_script(
+      'cifar10_train.py', '--data_dir', data, '--train_dir',
+      str(tmp_path / 'b'), '--max_steps', '3', '--batch_size', '1',
+      '--min_fraction_of_examples_in_queue', '0.05', '--lr_schedule',
+      'cosine_restarts', '--restart_epochs', '1e9', '--learning_rate', '1e6',
+      check=False, timeout=180)
+  assert result.returncode == 1
+  lines = result.stderr.splitlines()
+  assert len(lines) == 1 and 'loss is NaN at step' in lines[0], result.stderr

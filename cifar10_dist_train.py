@@ -77,8 +77,8 @@ flags.DEFINE_integer('ps_timeout_secs', 60,
                      upper_bound=flag_groups.MAX_SECS)
 flags.DEFINE_integer('worker_timeout_secs', 600,
                      'How long a non-chief worker waits for the chief to '
-                     'initialise the model (then gives up) and, with '
-                     '--sync_replicas, for an update (then gives up); and how '
+                     'initialise the model (then gives up), any worker with '
+                     '--sync_replicas for an update (then gives up), and how '
                      'long the chief of a fresh asynchronous run waits for '
                      'the other workers to join (then starts without them).',
                      lower_bound=1, upper_bound=flag_groups.MAX_SECS)
@@ -357,12 +357,19 @@ def _worker_hooks(cfg, train_op, sync, task_index, num_workers):
   if sync:
     hooks.append(_SyncUpdatesHook(sync.optimizer, is_chief))
     hooks.append(_SyncReportHook(train_op))
-    if not is_chief:
-      hooks.append(_UpdateTimeoutHook(FLAGS.worker_timeout_secs))
+    # The chief too: its update waits for every other worker's gradient,
+    # and a worker whose host is gone never sends one.
+    hooks.append(_UpdateTimeoutHook(FLAGS.worker_timeout_secs))
   elif num_workers > 1:
     hooks.append(_StartTogetherHook(task_index, num_workers,
                                     FLAGS.worker_timeout_secs))
   return hooks
+
+
+def _kept(cfg, task_index):
+  """Where a stopped cluster resumes from, as a worker can say it."""
+  return ('the last checkpoint in %s is kept' % cfg.loop.train_dir
+          if task_index == 0 else "the chief's last checkpoint is kept")
 
 
 def _ps_lost(cfg, task_index):
@@ -372,8 +379,7 @@ def _ps_lost(cfg, task_index):
   so nothing more can be trained or saved; the chief's last checkpoint is
   where a restarted cluster resumes.
   """
-  kept = ('the last checkpoint in %s is kept' % cfg.loop.train_dir
-          if task_index == 0 else "the chief's last checkpoint is kept")
+  kept = _kept(cfg, task_index)
 
   def on_lost(ps_index, address, signal_name):
     if signal_name:
@@ -384,8 +390,9 @@ def _ps_lost(cfg, task_index):
           128 + signal.Signals[signal_name])
     cli.exit_now(
         'worker %d: parameter server ps %d at %s has not answered for %d s '
-        '(--ps_timeout_secs): it has stopped, and the variables it held with '
-        'it; %s: restart the ps and the workers to resume from it'
+        '(--ps_timeout_secs): it has stopped or cannot be reached, and the '
+        'variables it held with it; %s: restart the ps and the workers to '
+        'resume from it'
         % (task_index, ps_index, address, FLAGS.ps_timeout_secs, kept))
   return on_lost
 
@@ -446,9 +453,11 @@ def run_worker(cfg, cluster, task_index):
               cfg, split, cfg.loop.train_dir if is_chief else None))
     except tf.errors.DeadlineExceededError:
       raise UserError(
-          'worker %d: no update within %d s (--worker_timeout_secs): the '
-          'chief or another worker has stopped' % (task_index,
-                                                   FLAGS.worker_timeout_secs))
+          'worker %d: no update within %d s (--worker_timeout_secs): %s has '
+          'stopped or cannot be reached; %s' % (
+              task_index, FLAGS.worker_timeout_secs,
+              'another worker' if is_chief else 'the chief or another worker',
+              _kept(cfg, task_index)))
     except tf.errors.OpError as e:
       # A remote task failed or disagrees about the cluster: no traceback
       # of this process helps there.

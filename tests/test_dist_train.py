@@ -307,9 +307,10 @@ def test_worker_whose_ps_dies_stops_in_one_line_and_resumes_later(
                 'saved; %s' % (SCRIPT, ps_port, kept))
   else:
     expected = ('%s: error: worker 0: parameter server ps 0 at 127.0.0.1:%d '
-                'has not answered for 3 s (--ps_timeout_secs): it has stopped, '
-                'and the variables it held with it; %s: restart the ps and the '
-                'workers to resume from it' % (SCRIPT, ps_port, kept))
+                'has not answered for 3 s (--ps_timeout_secs): it has stopped '
+                'or cannot be reached, and the variables it held with it; %s: '
+                'restart the ps and the workers to resume from it'
+                % (SCRIPT, ps_port, kept))
   assert out.splitlines()[-1] == expected, out
   after = _checkpoint_files(train_dir)
   assert {name: after.get(name) for name in saved} == saved

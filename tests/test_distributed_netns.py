@@ -216,11 +216,12 @@ def wait_for_more_steps(cluster, name, than, count=2):
 
 
 def stop_all(cluster, *names):
-  """SIGTERM to each; each must end its step and exit 0."""
+  """SIGTERM to each; each must end its step and exit with 128 + SIGTERM,
+  as the scripts do after a clean stop by a signal."""
   for name in names:
     cluster.signal(name, signal.SIGTERM)
   for name in names:
-    finish(cluster, name)
+    finish(cluster, name, expect_rc=128 + signal.SIGTERM)
 
 
 def test_lost_worker_host_then_the_chiefs_asynchronous_training_goes_on(

@@ -34,10 +34,8 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from datetime import datetime
 import os
 import signal
-import threading
 import time
 
 from absl import flags
@@ -45,6 +43,7 @@ from absl import flags
 from cifar10lib import cli
 from cifar10lib import cifar10
 from cifar10lib import directories
+from cifar10lib import distributed
 from cifar10lib import cluster_spec
 from cifar10lib.compat import tf
 from cifar10lib import flag_groups
@@ -97,22 +96,6 @@ def serve_ps(cluster, task_index):
         flush=True)
 
 
-class _SyncOptimizerMaker(object):
-  """Wraps the model's optimizer in a SyncReplicasOptimizer, and keeps it."""
-
-  def __init__(self, num_workers):
-    self.num_workers = num_workers
-    self.optimizer = None
-
-  def __call__(self, opt, variable_averages):
-    self.optimizer = tf.train.SyncReplicasOptimizer(
-        opt, replicas_to_aggregate=self.num_workers,
-        total_num_replicas=self.num_workers,
-        variable_averages=variable_averages,
-        variables_to_average=tf.trainable_variables())
-    return self.optimizer
-
-
 def build_model(cfg, cluster, task_index, split):
   """Builds this worker's replica; returns (train_op, loss, sync maker).
 
@@ -128,7 +111,7 @@ def build_model(cfg, cluster, task_index, split):
       images, labels = cli.distorted_inputs(cfg, split)
     logits = cifar10.inference(images, **cfg.model_options())
     total_loss = cifar10.loss(logits, labels)
-    sync = _SyncOptimizerMaker(num_workers) if FLAGS.sync_replicas else None
+    sync = distributed.SyncOptimizerMaker(num_workers) if FLAGS.sync_replicas else None
     # A synchronous update consumes a batch from every worker, which the
     # learning-rate schedule counts in epochs.
     train_op = cifar10.train(
@@ -139,229 +122,21 @@ def build_model(cfg, cluster, task_index, split):
   return train_op, total_loss, sync
 
 
-class _ClusterRateHook(tf.train.SessionRunHook):
-  """On the chief: the whole cluster's examples/sec, from global_step."""
-
-  def __init__(self, examples_per_update, log_frequency, num_workers):
-    self._examples_per_update = examples_per_update
-    self._log_frequency = log_frequency
-    self._num_workers = num_workers
-    self._runs = 0
-
-  def begin(self):
-    self._global_step = tf.train.get_global_step()
-
-  def after_create_session(self, session, coord):
-    self._start = (time.time(), session.run(self._global_step))
-
-  def before_run(self, run_context):
-    return tf.train.SessionRunArgs(self._global_step)
-
-  def after_run(self, run_context, run_values):
-    self._runs += 1
-    if self._runs % self._log_frequency:
-      return
-    now, step = time.time(), run_values.results + 1
-    start_time, start_step = self._start
-    rate = (step - start_step) * self._examples_per_update / max(
-        now - start_time, 1e-6)
-    print('%s: cluster: global step %d, %.1f examples/sec in total over %d '
-          'worker%s' % (datetime.now(), step, rate, self._num_workers,
-                        's' if self._num_workers > 1 else ''), flush=True)
-    self._start = (now, step)
-
-
-def _ranges(values):
-  """'0-3,3-5,9' for [0, 1, 2, 3, 3, 4, 5, 9]: runs of consecutive values."""
-  runs = []
-  for v in values:
-    if runs and v == runs[-1][1] + 1:
-      runs[-1][1] = v
-    else:
-      runs.append([v, v])
-  return ','.join('%d-%d' % (a, b) if a != b else '%d' % a
-                  for a, b in runs) or 'none'
-
-
-class _SyncReportHook(tf.train.SessionRunHook):
-  """Records the global steps of the gradients sent and updates received.
-
-  A SyncReplicasOptimizer worker computes its gradient at its local step,
-  then blocks until an update releases a token holding the new global step;
-  the train op returns that token, which becomes the next local step.
-  """
-
-  def __init__(self, train_op):
-    self._token = train_op
-    self.sent = []
-    self.received = []
-
-  def begin(self):
-    self._local_step = [
-        v for v in tf.get_collection(tf.GraphKeys.LOCAL_VARIABLES)
-        if v.op.name.endswith('sync_rep_local_step')][0]
-
-  def after_create_session(self, session, coord):
-    self._next = int(session.run(self._local_step))
-
-  def before_run(self, run_context):
-    return tf.train.SessionRunArgs(self._token)
-
-  def after_run(self, run_context, run_values):
-    self.sent.append(self._next)
-    self._next = int(run_values.results)
-    self.received.append(self._next)
-
-
-class _SyncUpdatesHook(tf.train.SessionRunHook):
-  """Sets up a worker's SyncReplicasOptimizer; the chief also applies updates.
-
-  It does what the optimizer's make_session_run_hook() does with no initial
-  tokens (a worker's first gradient waits for every other worker's, so each
-  update holds one batch from each), except for the chief's update thread:
-  that one waits for gradients until the session closes, and registered with
-  the coordinator, as there, it would hold the close for the grace period
-  (120 s) and TF 2.x would then report its cancelled wait as an error.
-  """
-
-  def __init__(self, sync_optimizer, is_chief):
-    self._optimizer = sync_optimizer
-    self._is_chief = is_chief
-
-  def begin(self):
-    opt = self._optimizer
-    self._not_ready = opt.ready_for_local_init_op
-    if self._is_chief:
-      self._init_op = opt.chief_init_op
-      self._update_op = opt.get_chief_queue_runner().enqueue_ops[0]
-    else:
-      self._init_op = opt.local_step_init_op
-
-  def after_create_session(self, session, coord):
-    not_ready = session.run(self._not_ready)
-    if len(not_ready):
-      raise UserError('variables not initialised after the chief\'s '
-                              'initialisation: %s' % not_ready)
-    session.run(self._init_op)
-    if self._is_chief:
-      threading.Thread(target=self._apply_updates, args=(session, coord),
-                       name='sync_updates', daemon=True).start()
-
-  def _apply_updates(self, session, coord):
-    try:
-      while not coord.should_stop():
-        session.run(self._update_op)
-    except tf.errors.OpError as e:
-      if not coord.should_stop():
-        coord.request_stop(e)
-
-
-class _StartTogetherHook(tf.train.SessionRunHook):
-  """On a fresh start, every worker's first step waits for the others'.
-
-  Otherwise, with asynchronous updates, whichever worker is ready first
-  trains alone for a while. Each other worker leaves its index in a queue on
-  the first ps task once its session is ready, then waits for the chief's
-  first step; the chief takes all the indices before that step. After
-  timeout_secs each goes ahead without the late ones. Resuming (global step
-  above 0) nobody waits: the other workers may be training already.
-  """
-
-  def __init__(self, task_index, num_workers, timeout_secs):
-    self._task_index = task_index
-    self._num_workers = num_workers
-    self._options = tf.RunOptions(timeout_in_ms=int(timeout_secs * 1000))
-    self._timeout_secs = timeout_secs
-
-  def begin(self):
-    with tf.device('/job:ps/task:0'):
-      joined = tf.FIFOQueue(-1, tf.int32, shapes=[], name='workers_joined',
-                            shared_name='workers_joined')
-    self._global_step = tf.train.get_global_step()
-    if self._task_index == 0:
-      self._joined_op = joined.size()
-      self._wait_op = joined.dequeue_many(self._num_workers - 1)
-    else:
-      self._join_op = joined.enqueue(self._task_index)
-
-  def after_create_session(self, session, coord):
-    fresh = not session.run(self._global_step)
-    if self._task_index:
-      session.run(self._join_op)
-      deadline = time.time() + self._timeout_secs
-      while (fresh and not session.run(self._global_step) and
-             time.time() < deadline and not training.stop_requested()):
-        time.sleep(cluster_spec.POLL_SECS)
-    elif fresh:
-      self._wait_for_workers(session, coord)
-
-  def _wait_for_workers(self, session, coord):
-    """The chief's wait: said once, polled so that a stop signal ends it."""
-    others = self._num_workers - 1
-    deadline = time.time() + self._timeout_secs
-    if session.run(self._joined_op) < others:
-      print('Waiting up to %d s (--worker_timeout_secs) for the other %d '
-            'worker%s to join; Ctrl-C stops.' % (
-                self._timeout_secs, others, 's' if others > 1 else ''),
-            flush=True)
-    while session.run(self._joined_op) < others:
-      if training.stop_requested() or coord.should_stop():
-        return  # the session stops before its first step, with a checkpoint
-      if time.time() >= deadline:
-        print('Warning: not all %d workers joined within %d s '
-              '(--worker_timeout_secs); starting without them'
-              % (self._num_workers, self._timeout_secs), flush=True)
-        return
-      time.sleep(cluster_spec.POLL_SECS)
-    session.run(self._wait_op, options=self._options)
-    print('All %d workers have joined' % self._num_workers, flush=True)
-
-
-class _UpdateTimeoutHook(tf.train.SessionRunHook):
-  """Bounds each step, so a synchronous worker does not wait forever."""
-
-  def __init__(self, timeout_secs):
-    self._options = tf.RunOptions(timeout_in_ms=int(timeout_secs * 1000))
-
-  def before_run(self, run_context):
-    return tf.train.SessionRunArgs(None, options=self._options)
-
-
-def wait_for_chief(target, config, cluster, timeout_secs, not_ready):
-  """Polls until the chief has initialised every variable on the ps tasks.
-
-  not_ready lists the uninitialised global variables; MonitoredTrainingSession
-  would check only every 30 seconds.
-  """
-  deadline = time.time() + timeout_secs
-  with tf.Session(target, config=config) as sess:
-    if len(sess.run(not_ready)):
-      print('Waiting for the chief (worker 0 at %s) to initialise the model'
-            % cluster['worker'][0], flush=True)
-    while len(sess.run(not_ready)):
-      if time.time() >= deadline:
-        raise UserError(
-            'the chief (worker 0 at %s) did not initialise the model within '
-            '%d s (--worker_timeout_secs)' % (cluster['worker'][0],
-                                              timeout_secs))
-      time.sleep(cluster_spec.POLL_SECS)
-
-
 def _worker_hooks(cfg, train_op, sync, task_index, num_workers):
   is_chief = task_index == 0
   hooks = []
   if is_chief:
-    hooks.append(_ClusterRateHook(
+    hooks.append(distributed.ClusterRateHook(
         cfg.batch_size * (num_workers if sync else 1), cfg.loop.log_frequency,
         num_workers))
   if sync:
-    hooks.append(_SyncUpdatesHook(sync.optimizer, is_chief))
-    hooks.append(_SyncReportHook(train_op))
+    hooks.append(distributed.SyncUpdatesHook(sync.optimizer, is_chief))
+    hooks.append(distributed.SyncReportHook(train_op))
     # The chief too: its update waits for every other worker's gradient,
     # and a worker whose host is gone never sends one.
-    hooks.append(_UpdateTimeoutHook(FLAGS.worker_timeout_secs))
+    hooks.append(distributed.UpdateTimeoutHook(FLAGS.worker_timeout_secs))
   elif num_workers > 1:
-    hooks.append(_StartTogetherHook(task_index, num_workers,
+    hooks.append(distributed.StartTogetherHook(task_index, num_workers,
                                     FLAGS.worker_timeout_secs))
   return hooks
 
@@ -435,7 +210,7 @@ def run_worker(cfg, cluster, task_index):
           sharded=False, save_relative_paths=True))
     if not is_chief:
       # The local variables are each worker's own business.
-      wait_for_chief(server.target, config, cluster,
+      distributed.wait_for_chief(server.target, config, cluster,
                      FLAGS.worker_timeout_secs,
                      sync.optimizer.ready_for_local_init_op if sync else
                      tf.report_uninitialized_variables(tf.global_variables()))
@@ -469,11 +244,11 @@ def run_worker(cfg, cluster, task_index):
         % (task_index, logger.runs, logger.runs * cfg.batch_size,
            logger.step), flush=True)
   for hook in hooks:
-    if isinstance(hook, _SyncReportHook):
+    if isinstance(hook, distributed.SyncReportHook):
       print('worker %d: sent %d gradients, computed at global steps %s; '
             'received %d updates, at global steps %s'
-            % (task_index, len(hook.sent), _ranges(hook.sent),
-               len(hook.received), _ranges(hook.received)), flush=True)
+            % (task_index, len(hook.sent), distributed.ranges(hook.sent),
+               len(hook.received), distributed.ranges(hook.received)), flush=True)
   cli.exit_if_stopped()
 
 

@@ -62,7 +62,7 @@ def main(argv):
   names = classifying.class_names(FLAGS.data_dir, ds)
   classifier = classifying.Classifier(
       checkpoint, FLAGS.top_k, cli.model_options(train=False), FLAGS.use_fp16,
-      cli.session_config(), FLAGS.preprocessing, ds)
+      cli.session_config(), FLAGS.preprocessing, ds, cli.full_images())
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:

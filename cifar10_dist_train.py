@@ -380,6 +380,7 @@ def run_worker(cluster, task_index):
   cli.maybe_download_and_extract()
   # Bad data fails before --train_dir is made.
   split = cli.data_split('train')
+  cli.prepare_model(split)
   if is_chief:
     directories.prepare_train_dir(FLAGS.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits

@@ -48,6 +48,12 @@ flags.DEFINE_boolean('run_once', False,
 flags.DEFINE_boolean('moving_average', True,
                      'Evaluate the moving averages of the weights, as the '
                      'tutorial does; false evaluates the raw weights.')
+flags.DEFINE_integer('tta', 0,
+                     'Test-time augmentation on the logits: 0 none (the '
+                     'tutorial\'s evaluation), 1 each image and its mirror '
+                     'averaged, 2 that pair at 1/2 and the pairs of the image '
+                     'shifted a pixel up-left and down-right at 1/4 each.',
+                     lower_bound=0, upper_bound=2)
 flags.DEFINE_list('checkpoint_paths', [],
                   'Comma-separated checkpoints (or directories, for their '
                   'latest) to evaluate once as an ensemble that averages '
@@ -82,7 +88,7 @@ def evaluate(split):
       split, min(FLAGS.num_examples, split.num_examples),
       cli.session_config(), FLAGS.batch_size, FLAGS.use_fp16,
       cli.model_options(train=False), FLAGS.moving_average,
-      FLAGS.preprocessing)
+      FLAGS.preprocessing, cli.full_images(), FLAGS.tta)
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(FLAGS.checkpoint_dir)
     if not paths:

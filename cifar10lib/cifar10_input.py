@@ -30,6 +30,7 @@ from cifar10lib.datasets import ORIGINAL_IMAGE_SIZE
 from cifar10lib.datasets import record_ranges
 from cifar10lib.errors import DataError
 from cifar10lib import mnist_input
+from cifar10lib import preprocessing
 
 # The tutorial's input hyper-parameters.
 IMAGE_SIZE = 24                         # side of the crop fed to the network
@@ -43,6 +44,11 @@ MIN_FRACTION_OF_EXAMPLES_IN_QUEUE = 0.4  # of an epoch, kept in the shuffling qu
 MAX_BRIGHTNESS_DELTA = 63
 CONTRAST_RANGE = (0.2, 1.8)
 NUM_IMAGES_IN_SUMMARY = 3
+# --augmentation: the tutorial's (24x24 crops, flips, brightness and
+# contrast), or the fast recipes' on full 32x32 images (translate_flip).
+TUTORIAL_AUGMENTATION = 'tutorial'
+AUGMENTATIONS = (TUTORIAL_AUGMENTATION, 'translate_flip')
+MAX_TRANSLATION = 2                     # pixels, reflect-padded
 
 
 def _select(keys, values, ranges, ds):
@@ -132,6 +138,34 @@ def _random_crop_and_flip(images):
   return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
+def translate_flip(images, keys, epoch, max_shift=MAX_TRANSLATION):
+  """Full images shifted by up to max_shift pixels, flipped by epoch.
+
+  Each image is reflect-padded by max_shift and a window of its own size
+  cut at a random offset (uniform over the (2 max_shift + 1)^2 positions).
+  Each record (its reader key) has a fixed coin, a hash of the key: on even
+  epochs the record is mirrored when its coin says so, on odd epochs when it
+  does not, so that every record alternates between its two orientations.
+  """
+  count = tf.shape(images)[0]
+  size = images.shape.as_list()[1]
+  with tf.name_scope('translate_flip'):
+    padded = tf.pad(images, [[0, 0], [max_shift, max_shift],
+                             [max_shift, max_shift], [0, 0]], mode='REFLECT')
+    offsets = tf.random_uniform([count, 2], maxval=2 * max_shift + 1,
+                                dtype=tf.int32)
+    steps = tf.range(size)
+    rows = offsets[:, :1] + steps
+    coin = tf.cast(tf.strings.to_hash_bucket_fast(keys, 2), tf.int32)
+    mirror = tf.expand_dims(tf.bitwise.bitwise_xor(
+        coin, tf.cast(epoch % 2, tf.int32)), 1)
+    cols = offsets[:, 1:] + mirror * (size - 1) + (1 - 2 * mirror) * steps
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    out.set_shape(images.shape)
+    return out
+
+
 def _standardize(images):
   """Each image of the batch scaled to mean 0 and standard deviation 1.
 
@@ -154,20 +188,23 @@ def _central_crop(images):
   return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
 
 
-def eval_images(images, ds=CIFAR10, mean=None):
+def eval_images(images, ds=CIFAR10, mean=None, full=False):
   """Evaluation's preprocessing of [n, 32, 32, 3] float32 images.
 
   The central 24x24 crop of each, standardized: what the model sees of a
   test image, and of an image given to cifar10_classify.py. With mean (the
   training set's mean image [32, 32, 3] or channel means [3], see
   preprocessing.py) the images are centred by it instead of standardized.
-  MNIST's [n, 28, 28, 1] digits are only standardized (no crop).
+  MNIST's [n, 28, 28, 1] digits are only standardized (no crop); full (the
+  translate_flip augmentation's models) keeps the whole 32x32 image.
   """
   if ds.idx:
     images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
     return _standardize(images)
   if mean is not None:
-    images = images - mean
+    images = preprocessing.normalize(images, mean)
+  if full:
+    return images if mean is not None else _standardize(images)
   images = _central_crop(images)
   images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
   return images if mean is not None else _standardize(images)
@@ -186,7 +223,7 @@ def _distort(images, mean=None):
   count = tf.shape(images)[0]
   with tf.name_scope('data_augmentation'):
     if mean is not None:
-      images = images - mean
+      images = preprocessing.normalize(images, mean)
     images = _random_crop_and_flip(images)
     with tf.name_scope('adjust_brightness'):
       delta = tf.random_uniform([count, 1, 1, 1], -MAX_BRIGHTNESS_DELTA,
@@ -201,6 +238,24 @@ def _distort(images, mean=None):
     if mean is None:
       images = _standardize(images)
   return images
+
+
+def _translate_flip(images, keys, mean, batch_size, num_examples_per_epoch):
+  """translate_flip of normalized images, the epoch the training step's."""
+  with tf.name_scope('data_augmentation'):
+    if mean is not None:
+      images = preprocessing.normalize(images, mean)
+    else:
+      images = _standardize(images)
+    step = tf.train.get_global_step()
+    # The records being read now are trained on a little later (the queue's
+    # lag), the same lag for every record in steady state: each record
+    # still alternates from one reading to the next.
+    epoch = (tf.constant(0, tf.int64) if step is None else
+             tf.cast(step, tf.int64) * batch_size // num_examples_per_epoch)
+    images.set_shape([None, ORIGINAL_IMAGE_SIZE, ORIGINAL_IMAGE_SIZE,
+                      IMAGE_DEPTH])
+    return translate_flip(images, keys, epoch)
 
 
 def _reader(ds):
@@ -222,7 +277,8 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
                      min_fraction_of_examples_in_queue=(
                          MIN_FRACTION_OF_EXAMPLES_IN_QUEUE),
                      num_threads=NUM_PREPROCESS_THREADS, records=None,
-                     ds=CIFAR10, mean=None):
+                     ds=CIFAR10, mean=None,
+                     augmentation=TUTORIAL_AUGMENTATION):
   """Shuffled batches of augmented training images.
 
   Args:
@@ -239,9 +295,11 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     ds: the Dataset the files belong to.
     mean: the training set's mean to subtract instead of standardizing each
       image (preprocessing.py); None: the tutorial's standardization.
+    augmentation: one of AUGMENTATIONS; translate_flip keeps 32x32 images
+      (translate_flip(), its epoch counted from the global step).
 
   Returns:
-    images: [batch_size, 24, 24, 3] float32 ([batch_size, 28, 28, 1] for
+    images: [batch_size, 24, 24, 3] float32 (32x32 with translate_flip) ([batch_size, 28, 28, 1] for
     MNIST); labels: [batch_size] int32.
   """
   if filenames is None:
@@ -261,7 +319,11 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     images = _distort_digits(images, ds)
   else:
     labels, images = _decode(_select(keys, values, ranges, ds), ds)
-    images = _distort(images, mean)
+    if augmentation == TUTORIAL_AUGMENTATION:
+      images = _distort(images, mean)
+    else:
+      images = _translate_flip(images, _select(keys, keys, ranges, ds), mean,
+                               batch_size, num_examples_per_epoch)
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)
@@ -274,7 +336,7 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
 
 
 def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
-           records=None, ds=CIFAR10, mean=None):
+           records=None, ds=CIFAR10, mean=None, full=False):
   """Batches of centrally cropped images in file order, for evaluation.
 
   Records are read batch_size at a time by a single reader thread, so the
@@ -282,7 +344,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   exactly once and the last batch may be smaller than batch_size (an
   OutOfRangeError follows it). num_epochs=1 needs local variables initialized.
   records=(start, stop) reads only those records of the files, counted over
-  the files in order (the validation split). mean: see eval_images.
+  the files in order (the validation split). mean, full: see eval_images.
 
   Returns:
     images: [n, 24, 24, 3] float32 ([n, 28, 28, 1] for MNIST); labels: [n]
@@ -299,7 +361,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
     labels, images = mnist_input.decode(keys, values, filenames, records, ds)
   else:
     labels, images = _decode(_select(keys, values, ranges, ds), ds)
-  images = eval_images(images, ds, mean)
+  images = eval_images(images, ds, mean, full)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

@@ -54,12 +54,13 @@ def _as_digit(image):
                  lambda: image)
 
 
-def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
+def prepare_image(contents, ds=datasets.CIFAR10, mean=None, full=False):
   """Decodes an encoded image into the model's [1, 24, 24, 3] input.
 
   Evaluation's own preprocessing (cifar10_input.eval_images, with the
   training set's mean when the model was trained with one) follows the
-  scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit).
+  scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit). full:
+  the whole 32x32 image, for --augmentation=translate_flip's models.
   """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
   if ds.idx:
@@ -69,7 +70,7 @@ def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
   image = tf.image.resize_images(image, [size, size],
                                  method=tf.image.ResizeMethod.AREA)
-  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean)
+  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean, full)
 
 
 class Classifier(object):
@@ -82,12 +83,13 @@ class Classifier(object):
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
                config=None, preprocessing_mode=preprocessing.STANDARDIZE,
-               ds=datasets.CIFAR10):
+               ds=datasets.CIFAR10, full=False):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
       images = prepare_image(self.contents, ds,
-                             preprocessing.mean_variable(preprocessing_mode))
+                             preprocessing.mean_variable(preprocessing_mode),
+                             full)
       if use_fp16:
         images = tf.cast(images, tf.float16)
       logits = cifar10.inference(images, train=False, **(model_options or {}))

@@ -26,6 +26,7 @@ from cifar10lib import cifar10_input
 from cifar10lib.compat import INTERRUPTED_STATUS
 from cifar10lib.compat import tf
 from cifar10lib import datasets
+from cifar10lib import fast_training
 from cifar10lib import flag_groups
 from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
@@ -108,14 +109,46 @@ def maybe_download_and_extract():
 
 
 def distorted_inputs(split, batch_size, mean=None):
-  """cifar10.distorted_inputs of split with the flags' --use_fp16 and queue.
+  """cifar10.distorted_inputs of split with the flags' --use_fp16, queue
+  and augmentation.
 
   mean: the preprocessing's mean variable, if any (preprocessing.py).
   """
   return cifar10.distorted_inputs(
       FLAGS.data_dir, batch_size, FLAGS.use_fp16, split,
       min_fraction_of_examples_in_queue=(
-          FLAGS.min_fraction_of_examples_in_queue), mean=mean)
+          FLAGS.min_fraction_of_examples_in_queue), mean=mean,
+      augmentation=FLAGS.augmentation)
+
+
+def full_images():
+  """Whether evaluation keeps the whole 32x32 image (--augmentation)."""
+  return FLAGS.augmentation != cifar10_input.TUTORIAL_AUGMENTATION
+
+
+def apply_model_defaults():
+  """Gives the flags that --model brings defaults for (models' FLAG_DEFAULTS)
+  those defaults, where this script has the flag and it was not given."""
+  if 'model' not in FLAGS:
+    return
+  for name, value in models.flag_defaults(FLAGS.model).items():
+    if name in FLAGS and not FLAGS[name].present:
+      setattr(FLAGS, name, value)
+
+
+def prepare_model(split):
+  """Lets --model read the training data before its graph is built (the
+  whitened networks' whitening), and sets --max_steps from --epochs (or
+  the recipe's) unless given."""
+  mode = (FLAGS.preprocessing if 'preprocessing' in FLAGS
+          else preprocessing.STANDARDIZE)
+  models.prepare(FLAGS.model, split, mode)
+  epochs = recipe().epochs
+  if epochs and not FLAGS['max_steps'].present:
+    per_step = FLAGS.batch_size * (FLAGS.num_gpus if 'num_gpus' in FLAGS
+                                   else 1)
+    FLAGS.max_steps = fast_training.total_steps(epochs, split.num_examples,
+                                                per_step)
 
 
 def model_options(train=True):
@@ -150,6 +183,16 @@ def recipe():
   for field in cifar10.Recipe._fields:
     if getattr(FLAGS, field) is not None:
       base[field] = getattr(FLAGS, field)
+  if (base['weight_decay'] is not None and
+      base['optimizer'] != fast_training.NAME):
+    raise UserError('--weight_decay is --optimizer=%s\'s; --optimizer=%s '
+                    'takes the network\'s own' % (fast_training.NAME,
+                                                   base['optimizer']))
+  if base['optimizer'] == fast_training.NAME:
+    missing = [f for f in ('epochs', 'weight_decay') if base[f] is None]
+    if missing:
+      raise UserError('--optimizer=%s needs --%s' % (fast_training.NAME,
+                                                      missing[0]))
   return cifar10.Recipe(**base)
 
 
@@ -265,6 +308,7 @@ def run_trainer(train):
     del argv
     maybe_download_and_extract()
     split = data_split('train')
+    prepare_model(split)
     with directories.claim_train_dir(FLAGS.train_dir):
       train(split)
   run(main)
@@ -302,6 +346,7 @@ def run(main):
 
   def guarded(argv):
     try:
+      apply_model_defaults()
       return main(argv)
     except UserError as e:
       fail(e)

@@ -74,6 +74,14 @@ _GROUPS = {
          '--dropout_keep_prob shape the tutorial\'s network only.',
          {'enum_values': [cifar10.MODEL] + sorted(models.NETWORKS)}),
         ('boolean', 'use_fp16', False, 'Train the model using fp16.', {}),
+        ('enum', 'augmentation', cifar10_input.TUTORIAL_AUGMENTATION,
+         'Input mode: "tutorial" (24x24 crops, flips, brightness and '
+         'contrast; evaluation\'s central crop) or "translate_flip" (full '
+         '32x32 images translated by up to 2 pixels, reflect-padded, and '
+         'flipped alternately by epoch; evaluation sees them whole). '
+         'Default: the --model\'s (translate_flip for the whitened '
+         'networks); give the same to every script.',
+         {'enum_values': list(cifar10_input.AUGMENTATIONS)}),
         ('enum', 'norm', cifar10.NORM,
          'Normalization: the tutorial\'s local response normalization after '
          'conv1 and conv2, batch normalization before the ReLU of conv1, '
@@ -137,6 +145,15 @@ _GROUPS = {
          'Epochs after which the learning rate decays (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'
          % cifar10.NUM_EPOCHS_PER_DECAY, {'lower_bound': 1e-6}),
+        ('float', 'epochs', None,
+         'Epochs to train: the default of --max_steps (rounded up), and '
+         'the span of --optimizer=decoupled_nesterov\'s triangular rate '
+         '(default: the --model\'s recipe; none for the tutorial\'s).',
+         {'lower_bound': 1e-6}),
+        ('float', 'weight_decay', None,
+         'Decoupled weight decay of --optimizer=decoupled_nesterov, per '
+         '1,024 examples (default: the --model\'s recipe).',
+         {'lower_bound': 0.0}),
         ('float', 'learning_rate_decay_factor', None,
          'Factor applied to the learning rate at each decay (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'

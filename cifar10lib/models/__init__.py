@@ -6,8 +6,11 @@ summaries with exact tags).
 
 A network's module may also give, keyed by network name, RECIPES (its
 training recipe: a dict of cifar10.Recipe's fields, which cli.py takes as
-the training flags' defaults) and SIGNATURES (a variable name and shape, or
-None for any shape, that only that network's checkpoints hold).
+the training flags' defaults), FLAG_DEFAULTS (other flags' defaults for it:
+batch size, preprocessing, augmentation, ...), SIGNATURES (a variable name
+and shape, or None for any shape, that only that network's checkpoints
+hold) and prepare(split, preprocessing_mode), which trainers call before
+building it for training when it initialises weights from the data.
 """
 
 import importlib
@@ -22,6 +25,8 @@ NETWORKS = {
     'resnet20': 'resnet:resnet20',
     'resnet34': 'resnet:resnet34',
     'softmax': 'softmax',
+    'whitened_cnn': 'whitened_cnn:whitened_cnn',
+    'whitened_cnn_wide': 'whitened_cnn:whitened_cnn_wide',
 }
 
 # The tutorial's network is recognised by local3, which any --norm and
@@ -45,6 +50,21 @@ def recipe(name):
   """Network name's training recipe (a dict of cifar10.Recipe's fields), or None."""
   module, _ = _module(name)
   return getattr(module, 'RECIPES', {}).get(name)
+
+
+def flag_defaults(name):
+  """{flag: default} that network name brings (models' FLAG_DEFAULTS)."""
+  if name not in NETWORKS:
+    return {}
+  return dict(getattr(_module(name)[0], 'FLAG_DEFAULTS', {}).get(name, {}))
+
+
+def prepare(name, split, preprocessing_mode):
+  """Lets network name read split's training data, if it needs to."""
+  if name in NETWORKS:
+    module = _module(name)[0]
+    if hasattr(module, 'prepare'):
+      module.prepare(split, preprocessing_mode)
 
 
 def identify(shapes):

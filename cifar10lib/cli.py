@@ -224,7 +224,8 @@ def loop_options():
   return training.LoopOptions(
       FLAGS.train_dir, FLAGS.max_steps, FLAGS.log_frequency,
       FLAGS.save_checkpoint_secs, FLAGS.save_checkpoint_steps,
-      FLAGS.save_summaries_steps, FLAGS.input_timeout_secs)
+      FLAGS.save_summaries_steps, FLAGS.input_timeout_secs,
+      FLAGS.keep_checkpoints)
 
 
 _warned = set()

@@ -148,7 +148,8 @@ def _lookahead(global_step, plan, variables):
     # Built inside the branch, so that it runs only when due.
     ops = []
     for var, average in zip(variables, averages):
-      new = decay * average + (1.0 - decay) * var
+      d = tf.cast(decay, var.dtype.base_dtype)
+      new = d * average + (1.0 - d) * var
       with tf.control_dependencies([tf.assign(average, new)]):
         ops.append(tf.assign(var, average.read_value()))
     return tf.group(*ops)

@@ -106,6 +106,10 @@ _GROUPS = {
         ('integer', 'save_checkpoint_steps', None,
          'Steps between periodic checkpoints; replaces '
          '--save_checkpoint_secs when set.', {'lower_bound': 1}),
+        ('integer', 'keep_checkpoints', training.KEEP_CHECKPOINTS,
+         'How many of the latest checkpoints --train_dir keeps (0: every '
+         'one; bench/time_to_accuracy.py evaluates them all afterwards).',
+         {'lower_bound': 0}),
         ('integer', 'save_summaries_steps', 100,
          'Steps between summaries written for TensorBoard.',
          {'lower_bound': 1}),

@@ -31,20 +31,24 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _installed_stoppers = []  # the _StopOnSignalHook now handling STOP_SIGNALS
 # How long a step may wait for its input before training gives up.
 INPUT_TIMEOUT_SECS = 600
+# TensorFlow's Saver keeps the latest 5 checkpoints.
+KEEP_CHECKPOINTS = 5
 
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
     'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
-    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs'])):
+    'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs',
+    'keep_checkpoints'])):
   """Where the loop writes, how long it runs, how often it logs and saves.
 
-  save_checkpoint_steps, when set, replaces save_checkpoint_secs.
+  save_checkpoint_steps, when set, replaces save_checkpoint_secs;
+  keep_checkpoints is how many of the latest checkpoints stay (0: all).
   input_timeout_secs bounds each step of a local trainer: a step that gets
   no input for that long ends training with an error.
   """
 
 
-LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS,)
+LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS, KEEP_CHECKPOINTS)
 
 
 class _LoggerHook(tf.train.SessionRunHook):
@@ -275,7 +279,7 @@ class _CheckpointSaver(tf.train.Saver):
            free))
 
 
-def checkpoint_saver():
+def checkpoint_saver(max_to_keep=KEEP_CHECKPOINTS):
   """The session's usual sharded saver, but with relative checkpoint paths.
 
   The `checkpoint` file then names its checkpoints relative to --train_dir,
@@ -284,7 +288,7 @@ def checkpoint_saver():
   save is a UserError, after removing its partial files.
   """
   return _CheckpointSaver(sharded=True, allow_empty=True,
-                          save_relative_paths=True)
+                          save_relative_paths=True, max_to_keep=max_to_keep)
 
 
 def _repair_state(train_dir, resolution):
@@ -432,7 +436,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
     with events, tf.train.MonitoredTrainingSession(
         master=master,
         is_chief=is_chief,
-        scaffold=scaffold or tf.train.Scaffold(saver=checkpoint_saver()),
+        scaffold=scaffold or tf.train.Scaffold(
+            saver=checkpoint_saver(options.keep_checkpoints)),
         checkpoint_dir=options.train_dir,
         hooks=all_hooks,
         save_checkpoint_secs=save_secs,

@@ -36,6 +36,7 @@ from cifar10lib import cli
 from cifar10lib import checkpoints
 from cifar10lib import classifying
 from cifar10lib.errors import UserError
+from cifar10lib import models
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')
@@ -62,7 +63,8 @@ def main(argv):
   names = classifying.class_names(FLAGS.data_dir, ds)
   classifier = classifying.Classifier(
       checkpoint, FLAGS.top_k, cli.model_options(train=False), FLAGS.use_fp16,
-      cli.session_config(), FLAGS.preprocessing, ds, cli.full_images())
+      cli.session_config(), FLAGS.preprocessing, ds, cli.full_images(),
+      models.flag_defaults(FLAGS.model).get('moving_average', True))
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:

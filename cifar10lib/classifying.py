@@ -78,12 +78,13 @@ class Classifier(object):
 
   model_options are inference()'s keyword arguments; config is the
   session's ConfigProto; preprocessing_mode is the model's (its mean comes
-  from the checkpoint).
+  from the checkpoint). full: see prepare_image; moving_average=False takes
+  the raw weights (the whitened networks keep no moving averages).
   """
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
                config=None, preprocessing_mode=preprocessing.STANDARDIZE,
-               ds=datasets.CIFAR10, full=False):
+               ds=datasets.CIFAR10, full=False, moving_average=True):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
@@ -98,7 +99,8 @@ class Classifier(object):
       # Values of another dtype (--use_fp16, a float global_step) are cast.
       var_list = checkpoints.checkpoint_var_list(
           checkpoint, cifar10.variables_to_restore(),
-          {v.op.name: v for v in tf.global_variables()}, cast=True)
+          {v.op.name: v for v in tf.global_variables()}, moving_average,
+          cast=True)
       preprocessing.check_checkpoint(checkpoint, preprocessing_mode)
     self.session = tf.Session(graph=self.graph, config=config)
     checkpoints.restore(self.session, checkpoint, var_list)

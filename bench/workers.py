@@ -39,6 +39,8 @@ def _worker_flags(args, *groups):
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
                '--precision=' + precision, '--model=' + args.model,
                '--dataset=' + args.dataset] + args.rest)
+  # The --model's other defaults (the whitened networks' input mode).
+  cli.apply_model_defaults()
   return cli
 
 
@@ -51,12 +53,16 @@ def memory_worker(args):
   from cifar10lib import precision
   batch = args.batch_size
   ds = cli.dataset()
+  size = ds.image_size if cli.full_images() else ds.crop_size
   rng = np.random.RandomState(0)
+  fed = rng.standard_normal([batch, size, size, ds.depth]).astype(np.float32)
+  # The whitened networks' first layer comes from the (here: fed) images.
+  from cifar10lib.models import whitened_cnn
+  if args.model in whitened_cnn.WIDTHS:
+    whitened_cnn.prepare_images(fed)
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()
-    images = tf.Variable(
-        rng.standard_normal([batch, ds.crop_size, ds.crop_size, ds.depth])
-        .astype(np.float32), trainable=False, name='fed_images')
+    images = tf.Variable(fed, trainable=False, name='fed_images')
     labels = tf.Variable(
         rng.randint(0, ds.num_classes, size=[batch]).astype(np.int32),
         trainable=False, name='fed_labels')
@@ -90,10 +96,13 @@ def eval_worker(args, num_examples):
   from cifar10lib.compat import tf
   from cifar10lib import evaluation
   from cifar10lib import datasets
+  from cifar10lib import models
+  defaults = models.flag_defaults(args.model)
   evaluator = evaluation.Evaluator(
       datasets.split(args.data_dir, 'test', cli.dataset()), num_examples,
       cli.session_config(), args.batch_size, flags.FLAGS.use_fp16,
-      cli.model_options(train=False))
+      cli.model_options(train=False), defaults.get('moving_average', True),
+      defaults.get('preprocessing', 'standardize'), cli.full_images())
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):

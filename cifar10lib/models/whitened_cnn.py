@@ -115,7 +115,12 @@ def prepare(split, preprocessing_mode):
   mode's statistics of the whole split).
   """
   images = next(datasets.read_images(split, WHITEN_IMAGES))
-  images = preprocessing.normalize_numpy(images, preprocessing_mode, split)
+  prepare_images(preprocessing.normalize_numpy(images, preprocessing_mode,
+                                               split))
+
+
+def prepare_images(images):
+  """Computes the whitening of images, normalized as the network sees them."""
   _prepared['whitening'] = whitening(images)
 
 

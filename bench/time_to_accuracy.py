@@ -206,8 +206,9 @@ def plot(path, rows):
               [100 * r['test'] for r in points], marker='o', label=name)
   for target in TARGETS:
     axes.axhline(100 * target, color='grey', linestyle=':', linewidth=1)
-    axes.annotate('%d %%' % round(100 * target), (0, 100 * target),
-                  color='grey', fontsize=8, va='bottom')
+    axes.text(0.005, 100 * target, '%d %%' % round(100 * target),
+              transform=axes.get_yaxis_transform(), color='grey', fontsize=8,
+              va='bottom')
   axes.set_xlabel('wall minutes of training')
   axes.set_ylabel('precision @ 1, test set (%)')
   axes.legend(loc='lower right')

@@ -332,11 +332,11 @@ def runtime_description(args):
 def thread_settings(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
           'from absl import flags\n'
-          'import cli, cifar10_input\n'
+          'from cifar10lib import cli, cifar10_input, config\n'
           'cli.define_flags("data", "download", "split", "batch", "model", '
           '"training", "session")\n'
           'flags.FLAGS(["x"] + %r)\n'
-          'c = cli.session_config()\n'
+          'c = cli.session_config(config.from_flags(flags.FLAGS))\n'
           'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'

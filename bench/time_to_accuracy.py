@@ -67,16 +67,16 @@ def parse_args(argv):
   return args
 
 
-def recipe_flags(flags):
-  """absl's FLAGS parsed from a recipe's flags, with its model's defaults."""
+def recipe_config(flags):
+  """The config.Config of a recipe's flags (its model's defaults applied)."""
   from absl import flags as absl_flags
   from cifar10lib import cli
+  from cifar10lib import config
   cli.define_flags(*GROUPS)
   FLAGS = absl_flags.FLAGS
   FLAGS.unparse_flags()
   FLAGS(['time_to_accuracy'] + list(flags))
-  cli.apply_model_defaults()
-  return FLAGS
+  return config.from_flags(FLAGS)
 
 
 def train(args, name, flags):
@@ -90,9 +90,9 @@ def train(args, name, flags):
     with open(done) as f:
       launch, wall = [float(x) for x in f.read().split()]
     return launch, wall
-  FLAGS = recipe_flags(flags)
+  cfg = recipe_config(flags)
   examples = datasets.split(args.data_dir, 'train').num_examples
-  every = max(1, int(round(examples / FLAGS.batch_size /
+  every = max(1, int(round(examples / cfg.batch_size /
                            args.checkpoints_per_epoch)))
   os.makedirs(run_dir, exist_ok=True)
   cmd = [sys.executable, os.path.join(REPO, 'cifar10_train.py'),
@@ -128,15 +128,13 @@ def evaluate(args, name, flags, data_dir, paths):
   from cifar10lib import cli
   from cifar10lib import datasets
   from cifar10lib import evaluation
-  from cifar10lib import models
   from cifar10lib.compat import tf
-  FLAGS = recipe_flags(flags)
+  cfg = recipe_config(flags)
   split = datasets.split(data_dir, 'test')
   evaluator = evaluation.Evaluator(
       split, split.num_examples, None, 1000, False,
-      cli.model_options(train=False),
-      models.flag_defaults(FLAGS.model).get('moving_average', True),
-      FLAGS.preprocessing, cli.full_images(), args.tta)
+      cfg.model_options(train=False), cfg.moving_average, cfg.preprocessing,
+      cli.full_images(cfg), args.tta)
   writer = tf.summary.FileWriter(os.path.join(args.out_dir, name, 'eval_' +
                                               os.path.basename(data_dir)))
   precisions = {}
@@ -151,7 +149,7 @@ def rows_of(args, name, flags):
   """The table's rows of one recipe (training it first if need be)."""
   from cifar10lib import datasets
   launch, wall = train(args, name, flags)
-  FLAGS = recipe_flags(flags)
+  cfg = recipe_config(flags)
   examples = datasets.split(args.data_dir, 'train').num_examples
   found = checkpoints_of(os.path.join(args.out_dir, name, 'train'))
   found = [(step, path) for step, path in found if step > 0]
@@ -163,9 +161,9 @@ def rows_of(args, name, flags):
   for step, path in found:
     seconds = os.path.getmtime(path + '.index') - launch
     rows.append(dict(recipe=name, step=step,
-                     epochs=step * FLAGS.batch_size / examples,
+                     epochs=step * cfg.batch_size / examples,
                      seconds=seconds,
-                     rate=step * FLAGS.batch_size / seconds,
+                     rate=step * cfg.batch_size / seconds,
                      test=test[path], exact=exact.get(path)))
   rows.append(dict(recipe=name, step=None, seconds=wall))
   return rows

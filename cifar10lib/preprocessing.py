@@ -30,16 +30,16 @@ MEAN_NAME = 'mean'
 CHUNK_RECORDS = 10000
 
 
-def mean_shape(mode):
-  """The shape of mode's mean: an image [32, 32, 3], [3] per channel, or
-  [2, 3]: each channel's mean, then its standard deviation."""
+def mean_shape(mode, ds=datasets.CIFAR10):
+  """The shape of mode's mean: an image ([32, 32, 3] for CIFAR), one
+  value per channel, or [2, depth]: each channel's mean, then its
+  standard deviation."""
   if mode == 'mean_image':
-    return [datasets.ORIGINAL_IMAGE_SIZE, datasets.ORIGINAL_IMAGE_SIZE,
-            datasets.IMAGE_DEPTH]
+    return [ds.image_size, ds.image_size, ds.depth]
   if mode == 'channel_mean':
-    return [datasets.IMAGE_DEPTH]
+    return [ds.depth]
   if mode == 'channel_standardize':
-    return [2, datasets.IMAGE_DEPTH]
+    return [2, ds.depth]
   raise ValueError('no mean in preprocessing %r' % mode)
 
 
@@ -51,8 +51,8 @@ def compute_mean(mode, split):
   key = (mode, tuple(split.filenames), split.records)
   if key in _computed:
     return _computed[key]
-  total = np.zeros(mean_shape('mean_image'), np.float64)
-  squares = np.zeros(mean_shape('mean_image'), np.float64)
+  total = np.zeros(mean_shape('mean_image', split.ds), np.float64)
+  squares = np.zeros_like(total)
   count = 0
   for images in datasets.read_images(split, CHUNK_RECORDS):
     total += images.sum(axis=0, dtype=np.float64)
@@ -99,17 +99,17 @@ def normalize_numpy(images, mode, split):
   return normalize(images, compute_mean(mode, split))
 
 
-def mean_variable(mode, split=None):
+def mean_variable(mode, split=None, ds=datasets.CIFAR10):
   """The `preprocessing/mean` variable of mode, or None for standardize.
 
   Training gives split, whose mean initializes it; evaluation and
-  classification give none: the variable starts at zeros and is restored
-  from the checkpoint. Not trainable: no gradient, no moving average.
+  classification give none (but their ds): the variable starts at zeros
+  and is restored from the checkpoint. Not trainable: no gradient, no moving average.
   """
   if mode == STANDARDIZE:
     return None
   if split is None:
-    initial = np.zeros(mean_shape(mode), np.float32)
+    initial = np.zeros(mean_shape(mode, ds), np.float32)
   else:
     initial = compute_mean(mode, split)
   with tf.variable_scope(MEAN_SCOPE):
@@ -128,6 +128,7 @@ def check_checkpoint(checkpoint, mode):
   name = MEAN_SCOPE + '/' + MEAN_NAME
   if mode == STANDARDIZE and reader.has_tensor(name):
     shape = reader.get_variable_to_shape_map()[name]
-    trained = [m for m in MODES[1:] if mean_shape(m) == shape][0]
+    trained = ('channel_mean' if len(shape) == 1 else 'channel_standardize'
+               if shape[0] == 2 and len(shape) == 2 else 'mean_image')
     raise UserError('checkpoint %s was trained with --preprocessing=%s; give '
                     'that flag here too' % (checkpoint, trained))

@@ -72,8 +72,9 @@ def recipe_config(flags):
   from absl import flags as absl_flags
   from cifar10lib import cli
   from cifar10lib import config
-  cli.define_flags(*GROUPS)
   FLAGS = absl_flags.FLAGS
+  if 'train_dir' not in FLAGS:
+    cli.define_flags(*GROUPS)
   FLAGS.unparse_flags()
   FLAGS(['time_to_accuracy'] + list(flags))
   return config.from_flags(FLAGS)

@@ -132,10 +132,11 @@ def build(values=None, given=(), towers=1, warn=None):
   full = flag_groups.defaults()
   full.update(values or {})
   # The --model's defaults for other flags (models' FLAG_DEFAULTS), where
-  # the flag was not given.
+  # the script has the flag and it was not given (a script without
+  # --preprocessing, the distributed trainer, keeps the tutorial's).
   model_defaults = models.flag_defaults(full['model'])
   for name, value in model_defaults.items():
-    if name in full and name not in given:
+    if name in (values or {}) and name not in given:
       full[name] = value
   given = {name: full[name] for name in given}
   _check_model_flags(full, given)

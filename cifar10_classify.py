@@ -65,7 +65,8 @@ def main(argv, cfg):
   classifier = classifying.Classifier(
       checkpoint, FLAGS.top_k, cfg.model_options(train=False), cfg.use_fp16,
       cli.session_config(cfg), cfg.preprocessing, ds,
-      cli.options_to_read_with(cfg))
+      recorded=cli.options_to_read_with(cfg), full=cli.full_images(cfg),
+      moving_average=cfg.moving_average)
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:

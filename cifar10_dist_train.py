@@ -181,6 +181,7 @@ def run_worker(cfg, cluster, task_index):
   cli.maybe_download_and_extract(cfg)
   # Bad data fails before --train_dir is made.
   split = cli.data_split(cfg, 'train')
+  cfg = cli.prepare_model(cfg, split)
   if is_chief:
     directories.prepare_train_dir(cfg.loop.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits

@@ -50,6 +50,12 @@ flags.DEFINE_boolean('run_once', False,
 flags.DEFINE_boolean('moving_average', True,
                      'Evaluate the moving averages of the weights, as the '
                      'tutorial does; false evaluates the raw weights.')
+flags.DEFINE_integer('tta', 0,
+                     'Test-time augmentation on the logits: 0 none (the '
+                     'tutorial\'s evaluation), 1 each image and its mirror '
+                     'averaged, 2 that pair at 1/2 and the pairs of the image '
+                     'shifted a pixel up-left and down-right at 1/4 each.',
+                     lower_bound=0, upper_bound=2)
 flags.DEFINE_list('checkpoint_paths', [],
                   'Comma-separated checkpoints (or directories, for their '
                   'latest) to evaluate once as an ensemble that averages '
@@ -83,8 +89,13 @@ def evaluate(cfg, split):
   evaluator = evaluation.Evaluator(
       split, min(FLAGS.num_examples, split.num_examples),
       cli.session_config(cfg), cfg.batch_size, cfg.use_fp16,
-      cfg.model_options(train=False), FLAGS.moving_average,
-      cfg.preprocessing, cli.options_to_read_with(cfg, FLAGS.eval_data))
+      cfg.model_options(train=False),
+      # The whitened networks keep no moving averages: their default is
+      # the raw weights.
+      FLAGS.moving_average if FLAGS['moving_average'].present
+      else cfg.moving_average, cfg.preprocessing,
+      recorded=cli.options_to_read_with(cfg, FLAGS.eval_data),
+      full=cli.full_images(cfg), tta=FLAGS.tta)
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(cfg.checkpoint_dir)
     if not paths:

@@ -54,12 +54,16 @@ def memory_worker(args):
   from cifar10lib import precision
   batch = args.batch_size
   ds = cfg.dataset
+  size = ds.image_size if cli.full_images(cfg) else ds.crop_size
   rng = np.random.RandomState(0)
+  fed = rng.standard_normal([batch, size, size, ds.depth]).astype(np.float32)
+  # The whitened networks' first layer comes from the (here: fed) images.
+  from cifar10lib.models import whitened_cnn
+  if cfg.model in whitened_cnn.WIDTHS:
+    whitened_cnn.prepare_images(fed)
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()
-    images = tf.Variable(
-        rng.standard_normal([batch, ds.crop_size, ds.crop_size, ds.depth])
-        .astype(np.float32), trainable=False, name='fed_images')
+    images = tf.Variable(fed, trainable=False, name='fed_images')
     labels = tf.Variable(
         rng.randint(0, ds.num_classes, size=[batch]).astype(np.int32),
         trainable=False, name='fed_labels')
@@ -95,7 +99,8 @@ def eval_worker(args, num_examples):
   evaluator = evaluation.Evaluator(
       datasets.split(args.data_dir, 'test', cfg.dataset), num_examples,
       cli.session_config(cfg), args.batch_size, cfg.use_fp16,
-      cfg.model_options(train=False))
+      cfg.model_options(train=False), cfg.moving_average, cfg.preprocessing,
+      cli.full_images(cfg))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):

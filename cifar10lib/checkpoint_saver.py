@@ -97,8 +97,11 @@ class _CheckpointSaver(tf.train.Saver):
            free))
 
 
-def checkpoint_saver():
+def checkpoint_saver(max_to_keep=5):  # TensorFlow's own default
   """The session's usual sharded saver, but with relative checkpoint paths.
+
+  It keeps the latest max_to_keep checkpoints (0: every one), as
+  TensorFlow's Saver does.
 
   The `checkpoint` file then names its checkpoints relative to --train_dir,
   so a moved or copied directory resumes from its own checkpoints rather
@@ -106,4 +109,5 @@ def checkpoint_saver():
   save is a UserError, after removing its partial files.
   """
   return _CheckpointSaver(sharded=True, allow_empty=True,
-                          save_relative_paths=True)
+                          save_relative_paths=True,
+                          max_to_keep=max_to_keep)

@@ -20,9 +20,11 @@ import re
 from cifar10lib.compat import tf
 from cifar10lib import cifar10_input
 from cifar10lib import datasets
+from cifar10lib import fast_training
 from cifar10lib.download import maybe_download_and_extract  # pylint: disable=unused-import
 from cifar10lib import models
 from cifar10lib.models import layers
+from cifar10lib.models import whitened_cnn
 from cifar10lib import precision as precision_lib
 from cifar10lib import schedules
 
@@ -66,6 +68,9 @@ OPTIMIZERS = collections.OrderedDict([
     ('adagrad', lambda lr, recipe: tf.train.AdagradOptimizer(lr)),
     ('rmsprop', lambda lr, recipe: tf.train.RMSPropOptimizer(lr)),
     ('adam', lambda lr, recipe: tf.train.AdamOptimizer(lr)),
+    # Its own update is fast_training's; this one computes its gradients.
+    (fast_training.NAME, lambda lr, recipe: tf.train.MomentumOptimizer(
+        lr, recipe.momentum, use_nesterov=True)),
 ])
 MOMENTUM = 0.9                    # of the momentum and nesterov optimizers
 DROPOUT_KEEP_PROB = 1.0           # on local3 and local4, in training only
@@ -81,8 +86,13 @@ LOCALLY_CONNECTED_DEPTH = 32
 
 class Recipe(collections.namedtuple('Recipe', [
     'optimizer', 'learning_rate', 'momentum', 'num_epochs_per_decay',
-    'learning_rate_decay_factor'])):
-  """How the weights are trained: the algorithm and its rate schedule."""
+    'learning_rate_decay_factor', 'epochs', 'weight_decay'],
+    defaults=(None, None))):
+  """How the weights are trained: the algorithm and its rate schedule.
+
+  epochs and weight_decay belong to --optimizer=decoupled_nesterov
+  (fast_training.py), whose triangular schedule spans epochs.
+  """
 
 
 TUTORIAL_RECIPE = Recipe(OPTIMIZER, INITIAL_LEARNING_RATE, MOMENTUM,
@@ -203,8 +213,19 @@ def loss(logits, labels, scope=None):
   `scope` restricts the `losses` collection to one tower's terms.
   """
   labels = tf.cast(labels, tf.int64)
-  cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=labels, logits=logits, name='cross_entropy_per_example')
+  smoothing = tf.get_collection(whitened_cnn.LABEL_SMOOTHING_KEY)
+  if smoothing:
+    # The network asked for smoothed targets: (1 - s) on the label, s spread
+    # evenly over every class.
+    classes = logits.shape.as_list()[-1]
+    targets = (tf.one_hot(labels, classes) * (1.0 - smoothing[0]) +
+               smoothing[0] / classes)
+    cross_entropy = tf.reduce_sum(
+        -targets * tf.nn.log_softmax(tf.cast(logits, tf.float32)), 1,
+        name='cross_entropy_per_example')
+  else:
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits, name='cross_entropy_per_example')
   cross_entropy_mean = tf.reduce_mean(cross_entropy, name='cross_entropy')
   tf.add_to_collection('losses', cross_entropy_mean)
   return tf.add_n(tf.get_collection('losses', scope), name='total_loss')
@@ -236,6 +257,9 @@ def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
   schedule (a schedules.Schedule; None is the tutorial's) may name another
   (schedules.learning_rate).
   """
+  if recipe.optimizer == fast_training.NAME:
+    return fast_training.learning_rate(global_step, num_examples_per_epoch,
+                                       examples_per_step, recipe)
   lr = schedules.learning_rate(
       global_step, num_examples_per_epoch / examples_per_step, recipe,
       schedule or schedules.TUTORIAL_SCHEDULE)
@@ -263,6 +287,9 @@ def apply_gradients(grads, global_step, lr, recipe=TUTORIAL_RECIPE,
   SyncReplicasOptimizer) and updates the averages once per aggregated update.
   loss_scale: the one the gradients were computed with (see optimizer).
   """
+  if recipe.optimizer == fast_training.NAME:
+    return fast_training.apply_gradients(grads, global_step, lr, recipe,
+                                         dependencies, make_sync_optimizer)
   opt = optimizer(lr, recipe, loss_scale)
   if make_sync_optimizer is not None:
     opt = make_sync_optimizer(opt, tf.train.ExponentialMovingAverage(

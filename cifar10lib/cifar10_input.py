@@ -31,6 +31,7 @@ from cifar10lib.datasets import ORIGINAL_IMAGE_SIZE
 from cifar10lib.datasets import record_ranges
 from cifar10lib.errors import DataError
 from cifar10lib import mnist_input
+from cifar10lib import preprocessing
 
 # The tutorial's input hyper-parameters.
 IMAGE_SIZE = CROP_SIZE                  # side of the crop fed to the network (24)
@@ -44,6 +45,11 @@ MIN_FRACTION_OF_EXAMPLES_IN_QUEUE = 0.4  # of an epoch, kept in the shuffling qu
 MAX_BRIGHTNESS_DELTA = 63
 CONTRAST_RANGE = (0.2, 1.8)
 NUM_IMAGES_IN_SUMMARY = 3
+# --augmentation: the data set's own (for CIFAR the tutorial's 24x24 crops,
+# flips, brightness and contrast), or the fast recipes' on full images.
+TUTORIAL_AUGMENTATION = 'tutorial'
+INPUT_MODES = (TUTORIAL_AUGMENTATION, 'translate_flip')
+MAX_TRANSLATION = 2                     # pixels, reflect-padded
 
 
 def _select(keys, values, ranges, ds):
@@ -132,6 +138,52 @@ def _random_crop_and_flip(images):
   return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
+def translate_flip(images, keys, epoch, max_shift=MAX_TRANSLATION):
+  """Full images shifted by up to max_shift pixels, flipped by epoch.
+
+  Each image is reflect-padded by max_shift and a window of its own size
+  cut at a random offset (uniform over the (2 max_shift + 1)^2 positions).
+  Each record (its reader key) has a fixed coin, a hash of the key: on even
+  epochs the record is mirrored when its coin says so, on odd epochs when it
+  does not, so that every record alternates between its two orientations.
+  """
+  count = tf.shape(images)[0]
+  size = images.shape.as_list()[1]
+  with tf.name_scope('translate_flip'):
+    padded = tf.pad(images, [[0, 0], [max_shift, max_shift],
+                             [max_shift, max_shift], [0, 0]], mode='REFLECT')
+    offsets = tf.random_uniform([count, 2], maxval=2 * max_shift + 1,
+                                dtype=tf.int32)
+    steps = tf.range(size)
+    rows = offsets[:, :1] + steps
+    coin = tf.cast(tf.strings.to_hash_bucket_fast(keys, 2), tf.int32)
+    mirror = tf.expand_dims(tf.bitwise.bitwise_xor(
+        coin, tf.cast(epoch % 2, tf.int32)), 1)
+    cols = offsets[:, 1:] + mirror * (size - 1) + (1 - 2 * mirror) * steps
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    out.set_shape(images.shape)
+    return out
+
+
+def _translate_flip(images, keys, ds, mean, batch_size,
+                    num_examples_per_epoch):
+  """translate_flip of normalized images, the epoch the training step's."""
+  with tf.name_scope('data_augmentation'):
+    images.set_shape([None, ds.image_size, ds.image_size, ds.depth])
+    if mean is not None:
+      images = preprocessing.normalize(images, mean)
+    else:
+      images = _standardize(images)
+    step = tf.train.get_global_step()
+    # The records being read now are trained on a little later (the queue's
+    # lag), the same lag for every record in steady state: each record
+    # still alternates from one reading to the next.
+    epoch = (tf.constant(0, tf.int64) if step is None else
+             tf.cast(step, tf.int64) * batch_size // num_examples_per_epoch)
+    return translate_flip(images, keys, epoch)
+
+
 def _standardize(images):
   """Each image of the batch scaled to mean 0 and standard deviation 1.
 
@@ -154,17 +206,20 @@ def _central_crop(images, size=IMAGE_SIZE):
   return images[:, offset:offset + size, offset:offset + size, :]
 
 
-def eval_images(images, ds=CIFAR10, mean=None):
+def eval_images(images, ds=CIFAR10, mean=None, full=False):
   """Evaluation's preprocessing of [n, image_size, image_size, depth] images.
 
   The central crop_size crop of each (CIFAR: 24x24), standardized: what the
   model sees of a test image, and of an image given to cifar10_classify.py.
   With mean (the training set's mean image or channel means, see
   preprocessing.py) the images are centred by it instead of standardized.
+  full (--augmentation=translate_flip's models) keeps the whole image.
   """
   images.set_shape([None, ds.image_size, ds.image_size, ds.depth])
   if mean is not None:
-    images = images - mean
+    images = preprocessing.normalize(images, mean)
+  if full:
+    return images if mean is not None else _standardize(images)
   images = _central_crop(images, ds.crop_size)
   images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
   return images if mean is not None else _standardize(images)
@@ -183,7 +238,7 @@ def _distort(images, ds, mean=None):
   count = tf.shape(images)[0]
   with tf.name_scope('data_augmentation'):
     if mean is not None:
-      images = images - mean
+      images = preprocessing.normalize(images, mean)
     images = _random_crop_and_flip(images)
     with tf.name_scope('adjust_brightness'):
       delta = tf.random_uniform([count, 1, 1, 1], -MAX_BRIGHTNESS_DELTA,
@@ -210,7 +265,7 @@ def _shift(images, ds, mean=None):
   """MNIST's training augmentation: random shifts, then standardization."""
   with tf.name_scope('data_augmentation'):
     if mean is not None:
-      images = images - mean
+      images = preprocessing.normalize(images, mean)
     images = mnist_input.random_shift(images, ds.crop_size)
     images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
     return images if mean is not None else _standardize(images)
@@ -233,7 +288,8 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
                      min_fraction_of_examples_in_queue=(
                          MIN_FRACTION_OF_EXAMPLES_IN_QUEUE),
                      num_threads=NUM_PREPROCESS_THREADS, records=None,
-                     ds=CIFAR10, mean=None):
+                     ds=CIFAR10, mean=None,
+                     augmentation=TUTORIAL_AUGMENTATION):
   """Shuffled batches of augmented training images.
 
   Args:
@@ -250,10 +306,12 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
     ds: the Dataset the files belong to.
     mean: the training set's mean to subtract instead of standardizing each
       image (preprocessing.py); None: the tutorial's standardization.
+    augmentation: one of INPUT_MODES: the data set's own augmentation, or
+      translate_flip on full images (its epoch counted from the global step).
 
   Returns:
     images: [batch_size, 24, 24, 3] float32 ([batch_size, 28, 28, 1] for
-    MNIST); labels: [batch_size] int32.
+    MNIST; full images with translate_flip); labels: [batch_size] int32.
   """
   if filenames is None:
     filenames = data_files(data_dir, eval_data=False, ds=ds)
@@ -269,7 +327,11 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
   keys, values = _reader(ds).read_up_to(filename_queue, RECORDS_PER_READ)
   labels, images = _labels_and_images(keys, values, filenames, ranges,
                                       records, ds)
-  images = AUGMENTATIONS[ds.augmentation](images, ds, mean)
+  if augmentation == TUTORIAL_AUGMENTATION:
+    images = AUGMENTATIONS[ds.augmentation](images, ds, mean)
+  else:
+    images = _translate_flip(images, _select(keys, keys, ranges, ds), ds,
+                             mean, batch_size, num_examples_per_epoch)
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)
@@ -282,7 +344,7 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
 
 
 def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
-           records=None, ds=CIFAR10, mean=None):
+           records=None, ds=CIFAR10, mean=None, full=False):
   """Batches of centrally cropped images in file order, for evaluation.
 
   Records are read batch_size at a time by a single reader thread, so the
@@ -290,7 +352,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   exactly once and the last batch may be smaller than batch_size (an
   OutOfRangeError follows it). num_epochs=1 needs local variables initialized.
   records=(start, stop) reads only those records of the files, counted over
-  the files in order (the validation split). mean: see eval_images.
+  the files in order (the validation split). mean, full: see eval_images.
 
   Returns:
     images: [n, 24, 24, 3] float32 ([n, 28, 28, 1] for MNIST); labels: [n]
@@ -305,7 +367,7 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   keys, values = _reader(ds).read_up_to(filename_queue, batch_size)
   labels, images = _labels_and_images(keys, values, filenames, ranges,
                                       records, ds)
-  images = eval_images(images, ds, mean)
+  images = eval_images(images, ds, mean, full)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(
       [images, labels], batch_size=batch_size, num_threads=1,

@@ -52,12 +52,13 @@ def _as_grey(image):
                  lambda: image)
 
 
-def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
+def prepare_image(contents, ds=datasets.CIFAR10, mean=None, full=False):
   """Decodes an encoded image into the model's [1, 24, 24, 3] input.
 
   Evaluation's own preprocessing (cifar10_input.eval_images, with the
   training set's mean when the model was trained with one) follows the
-  scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit).
+  scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit). full:
+  the whole image, for --augmentation=translate_flip's models.
   """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
   if ds.depth == 1:
@@ -67,7 +68,7 @@ def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
   image = tf.image.resize_images(image, [size, size],
                                  method=tf.image.ResizeMethod.AREA)
-  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean)
+  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean, full)
 
 
 class Classifier(object):
@@ -77,17 +78,20 @@ class Classifier(object):
   session's ConfigProto; preprocessing_mode is the model's (its mean comes
   from the checkpoint); recorded, when given, the options the checkpoint's
   directory must have recorded, if it has a record (run_record.py).
+  full: see prepare_image; moving_average=False takes
+  the raw weights (the whitened networks keep no moving averages).
   """
 
   def __init__(self, checkpoint, top_k, model_options=None, use_fp16=False,
                config=None, preprocessing_mode=preprocessing.STANDARDIZE,
-               ds=datasets.CIFAR10, recorded=None):
+               ds=datasets.CIFAR10, recorded=None, full=False,
+               moving_average=True):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
       images = prepare_image(self.contents, ds,
                              preprocessing.mean_variable(preprocessing_mode,
-                                                         ds=ds))
+                                                         ds=ds), full)
       if use_fp16:
         images = tf.cast(images, tf.float16)
       logits = cifar10.inference(images, train=False, **(model_options or {}))
@@ -96,7 +100,8 @@ class Classifier(object):
       # Values of another dtype (--use_fp16, a float global_step) are cast.
       var_list = checkpoints.checkpoint_var_list(
           checkpoint, cifar10.variables_to_restore(),
-          {v.op.name: v for v in tf.global_variables()}, cast=True)
+          {v.op.name: v for v in tf.global_variables()}, moving_average,
+          cast=True)
       preprocessing.check_checkpoint(checkpoint, preprocessing_mode)
       # Last: the variables say more, where they differ.
       if recorded is not None:

@@ -30,7 +30,9 @@ from cifar10lib import config
 from cifar10lib.compat import INTERRUPTED_STATUS
 from cifar10lib.compat import tf
 from cifar10lib import datasets
+from cifar10lib import fast_training
 from cifar10lib import flag_groups
+from cifar10lib import models
 from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
 from cifar10lib import precision as precision_lib
@@ -133,7 +135,24 @@ def distorted_inputs(cfg, split, mean=None, batch_size=None):
   return cifar10.distorted_inputs(
       cfg.data_dir, batch_size or cfg.batch_size, cfg.use_fp16, split,
       min_fraction_of_examples_in_queue=cfg.min_fraction_of_examples_in_queue,
-      mean=mean)
+      mean=mean, augmentation=cfg.augmentation)
+
+
+def full_images(cfg):
+  """Whether evaluation keeps the whole image (--augmentation)."""
+  return cfg.augmentation != cifar10_input.TUTORIAL_AUGMENTATION
+
+
+def prepare_model(cfg, split):
+  """Lets --model read the training data before its graph is built (the
+  whitened networks' whitening); returns cfg with --max_steps from
+  --epochs (or the recipe's) unless given."""
+  models.prepare(cfg.model, split, cfg.preprocessing)
+  if cfg.recipe.epochs and 'max_steps' not in cfg.given:
+    steps = fast_training.total_steps(cfg.recipe.epochs, split.num_examples,
+                                      cfg.batch_size * cfg.towers)
+    cfg = cfg._replace(loop=cfg.loop._replace(max_steps=steps))
+  return cfg
 
 
 def validator(cfg, mean=None):
@@ -156,7 +175,8 @@ def recorded_options(cfg):
   options = dict(model=cfg.model, norm=cfg.norm, top_layers=cfg.top_layers,
                  use_fp16=cfg.use_fp16, dataset=cfg.dataset.name,
                  preprocessing=cfg.preprocessing, precision=cfg.precision,
-                 validation_examples=cfg.validation_examples)
+                 validation_examples=cfg.validation_examples,
+                 augmentation=cfg.augmentation)
   if cfg.dataset.name == 'cifar100':  # its label byte 0 is coarse, 1 fine
     options['cifar100_labels'] = ('coarse', 'fine')[cfg.dataset.label_byte]
   return options
@@ -264,6 +284,7 @@ def run_trainer(train, towers=None):
     del argv
     maybe_download_and_extract(cfg)
     split = data_split(cfg, 'train')
+    cfg = prepare_model(cfg, split)
     with directories.claim_train_dir(cfg.loop.train_dir):
       train(cfg, split)
     exit_if_stopped()

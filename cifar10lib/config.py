@@ -21,6 +21,7 @@ import collections
 
 from cifar10lib import cifar10
 from cifar10lib import datasets
+from cifar10lib import fast_training
 from cifar10lib import flag_groups
 from cifar10lib import models
 from cifar10lib import precision as precision_lib
@@ -38,13 +39,16 @@ class Config(collections.namedtuple('Config', [
     'preprocessing', 'model', 'norm', 'top_layers', 'dropout_keep_prob',
     'use_fp16', 'recipe', 'schedule', 'loop', 'seed', 'log_epochs',
     'log_device_placement', 'checkpoint_dir', 'intra_op_threads',
-    'inter_op_threads', 'xla', 'precision', 'towers', 'given'])):
+    'inter_op_threads', 'xla', 'precision', 'towers', 'given',
+    'augmentation', 'moving_average'])):
   """Every option of a run, checked. See the flags' help for each field.
 
   dataset is a datasets.Dataset; recipe a cifar10.Recipe; schedule a
   schedules.Schedule; loop a training.LoopOptions. towers is the number of
   input queues (the multi-GPU trainer's towers, else 1). given maps the
   options named on the command line to their values, for describe().
+  moving_average: whether evaluation takes the weights' moving averages
+  by default (the whitened networks keep none).
   """
 
   def model_options(self, train=True):
@@ -73,6 +77,20 @@ def _recipe(values):
     if values.get(field) is not None:
       base[field] = values[field]
   return cifar10.Recipe(**base)
+
+
+def _check_recipe(recipe):
+  if recipe.weight_decay is not None and recipe.optimizer != (
+      fast_training.NAME):
+    raise UserError('--weight_decay is --optimizer=%s\'s; --optimizer=%s '
+                    'takes the network\'s own' % (fast_training.NAME,
+                                                   recipe.optimizer))
+  if recipe.optimizer == fast_training.NAME:
+    missing = [f for f in ('epochs', 'weight_decay')
+               if getattr(recipe, f) is None]
+    if missing:
+      raise UserError('--optimizer=%s needs --%s' % (fast_training.NAME,
+                                                      missing[0]))
 
 
 def _dataset(values):
@@ -113,9 +131,17 @@ def build(values=None, given=(), towers=1, warn=None):
   """
   full = flag_groups.defaults()
   full.update(values or {})
+  # The --model's defaults for other flags (models' FLAG_DEFAULTS), where
+  # the script has the flag and it was not given (a script without
+  # --preprocessing, the distributed trainer, keeps the tutorial's).
+  model_defaults = models.flag_defaults(full['model'])
+  for name, value in model_defaults.items():
+    if name in (values or {}) and name not in given:
+      full[name] = value
   given = {name: full[name] for name in given}
   _check_model_flags(full, given)
   recipe = _recipe(full)
+  _check_recipe(recipe)
   for warning in precision_lib.check(full['precision']):
     if warn:
       warn(warning)
@@ -134,13 +160,16 @@ def build(values=None, given=(), towers=1, warn=None):
       loop=training.LoopOptions(
           full['train_dir'], full['max_steps'], full['log_frequency'],
           full['save_checkpoint_secs'], full['save_checkpoint_steps'],
-          full['save_summaries_steps'], full['input_timeout_secs']),
+          full['save_summaries_steps'], full['input_timeout_secs'],
+          full['keep_checkpoints']),
       seed=full['seed'], log_epochs=full['log_epochs'],
       log_device_placement=full['log_device_placement'],
       checkpoint_dir=full['checkpoint_dir'],
       intra_op_threads=full['intra_op_threads'],
       inter_op_threads=full['inter_op_threads'], xla=full['xla'],
-      precision=full['precision'], towers=towers, given=given)
+      precision=full['precision'], towers=towers, given=given,
+      augmentation=full['augmentation'],
+      moving_average=model_defaults.get('moving_average', True))
 
 
 def from_flags(flag_values, towers=1, warn=None):

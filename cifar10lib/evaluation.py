@@ -43,12 +43,15 @@ class Evaluator(object):
   model's (one of preprocessing.MODES); a mean comes from the checkpoint.
   recorded, when given, are the options a checkpoint's directory must have
   recorded, if it has a record (run_record.py).
+  full: the model sees whole 32x32 images (--augmentation=translate_flip).
+  tta: the test-time augmentation level (tta_logits).
   """
 
   def __init__(self, split, num_examples, config=None,
                batch_size=cifar10.BATCH_SIZE, use_fp16=False,
                model_options=None, moving_average=True,
-               preprocessing_mode=preprocessing.STANDARDIZE, recorded=None):
+               preprocessing_mode=preprocessing.STANDARDIZE, recorded=None,
+               full=False, tta=0):
     self.num_examples = num_examples
     self.recorded = recorded
     self.moving_average = moving_average
@@ -61,10 +64,10 @@ class Evaluator(object):
       # The split, not eval_data, names the records.
       images, labels = cifar10.inputs(
           eval_data=True, batch_size=batch_size,
-          use_fp16=use_fp16, split=split, num_epochs=1, mean=mean)
-      logits = tf.cast(cifar10.inference(images, train=False,
-                                         **(model_options or {})),
-                       tf.float32)
+          use_fp16=use_fp16, split=split, num_epochs=1, mean=mean, full=full)
+      logits = tta_logits(
+          images, lambda views: tf.cast(cifar10.inference(
+              views, train=False, **(model_options or {})), tf.float32), tta)
       self.correct = tf.nn.in_top_k(logits, labels, 1)
       self.labels = labels
       self.probabilities = tf.nn.softmax(logits)
@@ -149,6 +152,45 @@ class Evaluator(object):
     values = list(batches)
     return (np.concatenate([v[0] for v in values]),
             np.concatenate([v[1] for v in values]), step)
+
+
+TTA_LEVELS = (0, 1, 2)
+
+
+def tta_views(images, level):
+  """The views of images that level averages, with their weights.
+
+  0: the images (weight 1); 1: they and their mirror images, 1/2 each;
+  2: those two at 1/4 each, and the mirror pairs of the images shifted one
+  pixel down-right and one pixel up-left (reflect-padded) at 1/8 each.
+  """
+  mirror = lambda x: tf.reverse(x, [2])
+  if level == 0:
+    return [(images, 1.0)]
+  pairs = [(images, 0.5), (mirror(images), 0.5)]
+  if level == 1:
+    return pairs
+  size = images.shape.as_list()[1:3]
+  padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode='REFLECT')
+  shifted = [padded[:, :size[0], :size[1], :], padded[:, 2:, 2:, :]]
+  return ([(x, w * 0.5) for x, w in pairs] +
+          [(v, 0.125) for x in shifted for v in (x, mirror(x))])
+
+
+def tta_logits(images, logits_fn, level):
+  """The weighted mean of logits_fn's logits over level's views.
+
+  The views run through the network as one batch (batch normalization
+  uses its moving statistics in evaluation, so that each image's logits
+  are its own).
+  """
+  views = tta_views(images, level)
+  if len(views) == 1:
+    return logits_fn(images)
+  logits = logits_fn(tf.concat([v for v, _ in views], 0))
+  count = tf.shape(images)[0]
+  parts = [logits[i * count:(i + 1) * count] for i in range(len(views))]
+  return tf.add_n([w * p for (_, w), p in zip(views, parts)])
 
 
 def count_correct(probabilities, labels):

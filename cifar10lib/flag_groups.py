@@ -90,6 +90,14 @@ _GROUPS = {
          '--dropout_keep_prob shape the tutorial\'s network only.',
          {'enum_values': [cifar10.MODEL] + sorted(models.NETWORKS)}),
         ('boolean', 'use_fp16', False, 'Train the model using fp16.', {}),
+        ('enum', 'augmentation', cifar10_input.TUTORIAL_AUGMENTATION,
+         'Input mode: "tutorial" (24x24 crops, flips, brightness and '
+         'contrast; evaluation\'s central crop) or "translate_flip" (full '
+         '32x32 images translated by up to 2 pixels, reflect-padded, and '
+         'flipped alternately by epoch; evaluation sees them whole). '
+         'Default: the --model\'s (translate_flip for the whitened '
+         'networks); give the same to every script.',
+         {'enum_values': list(cifar10_input.INPUT_MODES)}),
         ('enum', 'norm', cifar10.NORM,
          'Normalization: the tutorial\'s local response normalization after '
          'conv1 and conv2, batch normalization before the ReLU of conv1, '
@@ -116,6 +124,10 @@ _GROUPS = {
          'Steps between periodic checkpoints; replaces '
          '--save_checkpoint_secs when set.',
          {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
+        ('integer', 'keep_checkpoints', training.KEEP_CHECKPOINTS,
+         'How many of the latest checkpoints --train_dir keeps (0: every '
+         'one; bench/time_to_accuracy.py evaluates them all afterwards).',
+         {'lower_bound': 0, 'upper_bound': MAX_STEPS}),
         ('integer', 'save_summaries_steps', 100,
          'Steps between summaries written for TensorBoard.',
          {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
@@ -157,6 +169,15 @@ _GROUPS = {
          '--model\'s recipe; %s for the tutorial\'s).'
          % cifar10.NUM_EPOCHS_PER_DECAY,
          {'lower_bound': 1e-6, 'upper_bound': MAX_EPOCHS}),
+        ('float', 'epochs', None,
+         'Epochs to train: the default of --max_steps (rounded up), and '
+         'the span of --optimizer=decoupled_nesterov\'s triangular rate '
+         '(default: the --model\'s recipe; none for the tutorial\'s).',
+         {'lower_bound': 1e-6, 'upper_bound': MAX_EPOCHS}),
+        ('float', 'weight_decay', None,
+         'Decoupled weight decay of --optimizer=decoupled_nesterov, per '
+         '1,024 examples (default: the --model\'s recipe).',
+         {'lower_bound': 0.0, 'upper_bound': 1.0}),
         ('float', 'learning_rate_decay_factor', None,
          'Factor applied to the learning rate at each decay (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'

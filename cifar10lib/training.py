@@ -35,15 +35,18 @@ INPUT_TIMEOUT_SECS = 600
 # The name of the signal that stopped the last run_training, or None: the
 # script then exits with the status a shell gives a process it ended.
 stopped_by = None
+# TensorFlow's Saver keeps the latest 5 checkpoints.
+KEEP_CHECKPOINTS = 5
 
 
 class LoopOptions(collections.namedtuple('LoopOptions', [
     'train_dir', 'max_steps', 'log_frequency', 'save_checkpoint_secs',
     'save_checkpoint_steps', 'save_summaries_steps', 'input_timeout_secs',
-    'record'])):
+    'keep_checkpoints', 'record'])):
   """Where the loop writes, how long it runs, how often it logs and saves.
 
-  save_checkpoint_steps, when set, replaces save_checkpoint_secs.
+  save_checkpoint_steps, when set, replaces save_checkpoint_secs;
+  keep_checkpoints is how many of the latest checkpoints stay (0: all).
   input_timeout_secs bounds each step of a local trainer: a step that gets
   no input for that long ends training with an error. record, when given,
   is the {option: value} that shapes the graph (run_record.py): checked
@@ -52,7 +55,8 @@ class LoopOptions(collections.namedtuple('LoopOptions', [
   """
 
 
-LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS, None)
+LoopOptions.__new__.__defaults__ = (INPUT_TIMEOUT_SECS, KEEP_CHECKPOINTS,
+                                      None)
 
 
 class _LoggerHook(tf.train.SessionRunHook):
@@ -354,7 +358,8 @@ def run_training(train_op, total_loss, examples_per_step, options, config,
         master=master,
         is_chief=is_chief,
         scaffold=scaffold or tf.train.Scaffold(
-            saver=checkpoint_saver.checkpoint_saver()),
+            saver=checkpoint_saver.checkpoint_saver(
+                options.keep_checkpoints)),
         checkpoint_dir=options.train_dir,
         hooks=all_hooks,
         save_checkpoint_secs=save_secs,

@@ -94,8 +94,10 @@ WITH_BATCH_NORM = ('resnet20', 'resnet34')
 
 
 def test_the_registry_is_the_labs_list_and_mnists_softmax():
-  # softmax is MNIST's baseline (tests/test_mnist.py checks it).
-  assert sorted(models.NETWORKS) == sorted(NAMES + ['softmax'])
+  # softmax is MNIST's baseline (tests/test_mnist.py checks it); the
+  # whitened networks have their own tests (tests/test_whitened_cnn*.py).
+  assert sorted(models.NETWORKS) == sorted(
+      NAMES + ['softmax', 'whitened_cnn', 'whitened_cnn_wide'])
 
 
 def test_resnet20_is_the_papers_size():
@@ -272,7 +274,8 @@ def test_recipes(args, expected):
 
 
 def test_the_tutorial_recipe_is_the_tutorials_constants():
-  assert cifar10.TUTORIAL_RECIPE == ('sgd', 0.1, 0.9, 350.0, 0.1)
+  # epochs and weight_decay: --optimizer=decoupled_nesterov's only.
+  assert cifar10.TUTORIAL_RECIPE == ('sgd', 0.1, 0.9, 350.0, 0.1, None, None)
 
 
 @pytest.mark.parametrize('name,decay', [

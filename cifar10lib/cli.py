@@ -30,6 +30,7 @@ from cifar10lib import flag_groups
 from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
 from cifar10lib import models
+from cifar10lib import script_help
 from cifar10lib import precision as precision_lib
 from cifar10lib import preprocessing
 from cifar10lib import schedules
@@ -293,6 +294,8 @@ def run(main):
       flag_groups.require_finite(flag.name)
 
   def parse(argv):
+    if script_help.requested(argv[1:]):
+      script_help.print_and_exit(argv)
     try:
       return FLAGS(argv)
     except flags.Error as e:

@@ -105,6 +105,9 @@ def test_trainer_says_what_it_does_and_writes_the_graph_once(
   steps = [i for i, line in enumerate(lines) if ': step ' in line]
   assert all(LOG_LINE.match(lines[i]) for i in steps), lines
   assert len(steps) == 2 and start < steps[0], lines
+  # A line after the first step, which may take long, and not a log line.
+  first = [i for i, line in enumerate(lines) if ': first step done in ' in line]
+  assert len(first) == 1 and start < first[0] < steps[0], lines
   assert lines[-1] == 'Done at step 4; checkpoint saved in %s' % train_dir
   assert checkpoint_step(train_dir) == 4
   [first] = event_files(train_dir)

@@ -64,6 +64,11 @@ def _script_flags(script):
   return dict((flag.name, flag) for flag in key)
 
 
+def _render(flag_list, lines):
+  """Appends absl's help entries of flag_list to lines (absl 2.x's own)."""
+  flags.FLAGS._render_flag_list(flag_list, lines)  # pylint: disable=protected-access
+
+
 def text(script, docstring, full=False):
   """The help of script (sys.argv[0]): docstring, then grouped flags.
 
@@ -80,15 +85,16 @@ def text(script, docstring, full=False):
     listed.update(flag.name for flag in group)
     lines.extend(['', title + ':'])
     # absl's rendering of each flag, so that the text reads as absl's help.
-    flags.FLAGS._render_flag_list(group, lines)  # pylint: disable=protected-access
+    _render(group, lines)
   if full:
-    rest = [flag for name, flag in sorted(flags.FLAGS._flags().items())  # pylint: disable=protected-access
+    everything = flags.FLAGS._flags()  # pylint: disable=protected-access
+    rest = [flag for name, flag in sorted(everything.items())
             if name not in own and name == flag.name]
     lines.extend(['', 'absl\'s own flags:'])
-    flags.FLAGS._render_flag_list(rest, lines)  # pylint: disable=protected-access
+    _render(rest, lines)
   else:
-    lines.extend(['', '--helpfull also lists absl\'s own flags (--run_with_pdb, '
-                  '...).'])
+    lines.extend(['', '--helpfull also lists absl\'s own flags '
+                  '(--run_with_pdb, ...).'])
   return '\n'.join(lines) + '\n'
 
 

@@ -62,7 +62,7 @@ def test_recompressed_cifar_tarball_is_checked_and_used(download_server,
     (fakes.tarball(dict(MEMBERS, **{
         'cifar-10-batches-bin/test_batch.bin': b'x' * 100})),
      'cifar-10-batches-bin/test_batch.bin: size 100 bytes'),
-])
+], ids=['not-gzip', 'bad-records'])  # the same ids in every xdist worker
 def test_bad_cifar_tarball_is_refused_naming_it(download_server, tmp_path,
                                                 content, problem):
   data_dir = tmp_path / 'data'

@@ -43,27 +43,27 @@ cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')
 flags.DEFINE_integer('top_k', 3, 'How many of the most likely classes to show '
                      '(at most the number of classes).', lower_bound=1)
 
-def main(argv):
+def main(argv, cfg):
   paths = argv[1:]
   if not paths:
     raise UserError('no image given; usage: %s [flags] IMAGE...'
                             % os.path.basename(argv[0]))
-  resolution = checkpoints.resolve(FLAGS.checkpoint_dir)
+  resolution = checkpoints.resolve(cfg.checkpoint_dir)
   checkpoint = resolution.path
   if checkpoint is None:
     raise UserError('No checkpoint file found in --checkpoint_dir=%s%s' % (
-        FLAGS.checkpoint_dir,
+        cfg.checkpoint_dir,
         '; ' + resolution.problem if resolution.problem else ''))
   if resolution.note:
     sys.stderr.write('Note: %s\n' % resolution.note)
-  ds = cli.dataset()
+  ds = cfg.dataset
   if FLAGS.top_k > ds.num_classes:
     raise UserError('--top_k=%d: the model has only %d classes'
                             % (FLAGS.top_k, ds.num_classes))
-  names = classifying.class_names(FLAGS.data_dir, ds)
+  names = classifying.class_names(cfg.data_dir, ds)
   classifier = classifying.Classifier(
-      checkpoint, FLAGS.top_k, cli.model_options(train=False), FLAGS.use_fp16,
-      cli.session_config(), FLAGS.preprocessing, ds)
+      checkpoint, FLAGS.top_k, cfg.model_options(train=False), cfg.use_fp16,
+      cli.session_config(cfg), cfg.preprocessing, ds)
   try:
     failed = classifying.classify(paths, classifier, names)
   finally:
@@ -74,4 +74,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, describe=False)

@@ -111,7 +111,7 @@ class _SyncOptimizerMaker(object):
     return self.optimizer
 
 
-def build_model(cluster, task_index, split):
+def build_model(cfg, cluster, task_index, split):
   """Builds this worker's replica; returns (train_op, loss, sync maker).
 
   split (a datasets.Split) is the training data. The sync maker is None
@@ -123,17 +123,17 @@ def build_model(cluster, task_index, split):
       worker_device=worker_device, cluster=tf.train.ClusterSpec(cluster))):
     global_step = tf.train.get_or_create_global_step()
     with tf.device(worker_device + '/cpu:0'):
-      images, labels = cli.distorted_inputs(split, FLAGS.batch_size)
-    logits = cifar10.inference(images, **cli.model_options())
+      images, labels = cli.distorted_inputs(cfg, split)
+    logits = cifar10.inference(images, **cfg.model_options())
     total_loss = cifar10.loss(logits, labels)
     sync = _SyncOptimizerMaker(num_workers) if FLAGS.sync_replicas else None
     # A synchronous update consumes a batch from every worker, which the
     # learning-rate schedule counts in epochs.
     train_op = cifar10.train(
         total_loss, global_step, split.num_examples,
-        batch_size=FLAGS.batch_size * (num_workers if sync else 1),
-        recipe=cli.recipe(), make_sync_optimizer=sync,
-        precision=cli.precision())
+        batch_size=cfg.batch_size * (num_workers if sync else 1),
+        recipe=cfg.recipe, make_sync_optimizer=sync,
+        precision=cfg.precision)
   return train_op, total_loss, sync
 
 
@@ -329,12 +329,12 @@ def wait_for_chief(target, config, cluster, timeout_secs, not_ready):
       time.sleep(cluster_spec.POLL_SECS)
 
 
-def _worker_hooks(train_op, sync, task_index, num_workers):
+def _worker_hooks(cfg, train_op, sync, task_index, num_workers):
   is_chief = task_index == 0
   hooks = []
   if is_chief:
     hooks.append(_ClusterRateHook(
-        FLAGS.batch_size * (num_workers if sync else 1), FLAGS.log_frequency,
+        cfg.batch_size * (num_workers if sync else 1), cfg.loop.log_frequency,
         num_workers))
   if sync:
     hooks.append(_SyncUpdatesHook(sync.optimizer, is_chief))
@@ -347,14 +347,14 @@ def _worker_hooks(train_op, sync, task_index, num_workers):
   return hooks
 
 
-def _ps_lost(task_index):
+def _ps_lost(cfg, task_index):
   """What a worker does when a ps task has stopped answering: ends, in a line.
 
   Its steps wait on that task, and the variables it held are gone with it,
   so nothing more can be trained or saved; the chief's last checkpoint is
   where a restarted cluster resumes.
   """
-  kept = ('the last checkpoint in %s is kept' % FLAGS.train_dir
+  kept = ('the last checkpoint in %s is kept' % cfg.loop.train_dir
           if task_index == 0 else "the chief's last checkpoint is kept")
 
   def on_lost(ps_index, address, signal_name):
@@ -372,19 +372,20 @@ def _ps_lost(task_index):
   return on_lost
 
 
-def run_worker(cluster, task_index):
+def run_worker(cfg, cluster, task_index):
   """Trains as worker task_index until the cluster reaches --max_steps."""
   is_chief = task_index == 0
   num_workers = len(cluster['worker'])
   cluster_spec.wait_for_ps(cluster['ps'], FLAGS.ps_timeout_secs)
-  cli.maybe_download_and_extract()
+  cli.maybe_download_and_extract(cfg)
   # Bad data fails before --train_dir is made.
-  split = cli.data_split('train')
+  split = cli.data_split(cfg, 'train')
   if is_chief:
-    directories.prepare_train_dir(FLAGS.train_dir)
+    directories.prepare_train_dir(cfg.loop.train_dir)
   # A worker talks to the ps tasks and itself only, so that it neither waits
   # for nor depends on the other workers.
   config = cli.session_config(
+      cfg,
       device_filters=['/job:ps', '/job:worker/task:%d' % task_index])
   server = cluster_spec.start_server(cluster, 'worker', task_index,
                                     config=config)
@@ -394,12 +395,12 @@ def run_worker(cluster, task_index):
       'synchronous' if FLAGS.sync_replicas else 'asynchronous'), flush=True)
   # The chief's seed sets the initial weights; the others' only their own
   # data order, which must differ from the chief's.
-  seed = None if FLAGS.seed is None else FLAGS.seed + task_index
+  seed = None if cfg.seed is None else cfg.seed + task_index
   with training.new_graph(seed), cluster_spec.watching_ps(
-      cluster['ps'], FLAGS.ps_timeout_secs, _ps_lost(task_index),
+      cluster['ps'], FLAGS.ps_timeout_secs, _ps_lost(cfg, task_index),
       training.stop_requested):
-    train_op, total_loss, sync = build_model(cluster, task_index, split)
-    hooks = _worker_hooks(train_op, sync, task_index, num_workers)
+    train_op, total_loss, sync = build_model(cfg, cluster, task_index, split)
+    hooks = _worker_hooks(cfg, train_op, sync, task_index, num_workers)
     # The chief saves and restores the variables itself, in one file, so
     # that --train_dir need exist on its machine only (a sharded saver would
     # have each ps task write its part on its own machine).
@@ -414,16 +415,16 @@ def run_worker(cluster, task_index):
                      tf.report_uninitialized_variables(tf.global_variables()))
     try:
       logger = training.run_training(
-          train_op, total_loss, FLAGS.batch_size, cli.loop_options(),
+          train_op, total_loss, cfg.batch_size, cfg.loop,
           config=config, hooks=hooks,
           master=server.target, is_chief=is_chief,
           max_wait_secs=FLAGS.worker_timeout_secs, scaffold=scaffold,
-          examples_per_epoch=cli.epoch_examples(split),
+          examples_per_epoch=cli.epoch_examples(cfg, split),
           # A synchronous update (one global step) takes every worker's batch.
-          examples_per_global_step=FLAGS.batch_size * (
+          examples_per_global_step=cfg.batch_size * (
               num_workers if FLAGS.sync_replicas else 1),
-          start_line=cli.start_line(split,
-                                    FLAGS.train_dir if is_chief else None))
+          start_line=cli.start_line(
+              cfg, split, cfg.loop.train_dir if is_chief else None))
     except tf.errors.DeadlineExceededError:
       raise UserError(
           'worker %d: no update within %d s (--worker_timeout_secs): the '
@@ -437,7 +438,7 @@ def run_worker(cluster, task_index):
           ' (every task must be started with the same cluster)'
           if 'No worker known' in e.message else ''))
   print('worker %d: ran %d steps (%d examples); last global step %d'
-        % (task_index, logger.runs, logger.runs * FLAGS.batch_size,
+        % (task_index, logger.runs, logger.runs * cfg.batch_size,
            logger.step), flush=True)
   for hook in hooks:
     if isinstance(hook, _SyncReportHook):
@@ -447,7 +448,7 @@ def run_worker(cluster, task_index):
                len(hook.received), _ranges(hook.received)), flush=True)
 
 
-def main(argv=None):
+def main(argv, cfg):
   del argv
   cluster, job_name, task_index = cluster_spec.resolve_cluster(
       FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.job_name, FLAGS.task_index,
@@ -455,7 +456,7 @@ def main(argv=None):
   if job_name == 'ps':
     serve_ps(cluster, task_index)
   else:
-    run_worker(cluster, task_index)
+    run_worker(cfg, cluster, task_index)
 
 
 if __name__ == '__main__':

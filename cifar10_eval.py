@@ -77,19 +77,19 @@ def _still_being_written(resolution, unreadable_once):
   return False
 
 
-def evaluate(split):
+def evaluate(cfg, split):
   """Evaluates the latest checkpoint once, or each new one as it appears."""
   evaluator = evaluation.Evaluator(
       split, min(FLAGS.num_examples, split.num_examples),
-      cli.session_config(), FLAGS.batch_size, FLAGS.use_fp16,
-      cli.model_options(train=False), FLAGS.moving_average,
-      FLAGS.preprocessing)
+      cli.session_config(cfg), cfg.batch_size, cfg.use_fp16,
+      cfg.model_options(train=False), FLAGS.moving_average,
+      cfg.preprocessing)
   if FLAGS.snapshots:
-    paths = schedules.snapshot_paths(FLAGS.checkpoint_dir)
+    paths = schedules.snapshot_paths(cfg.checkpoint_dir)
     if not paths:
       raise UserError('--snapshots: no snapshot-<step> checkpoint in '
                       '--checkpoint_dir=%s (they come from training with '
-                      '--lr_schedule=cosine_restarts)' % FLAGS.checkpoint_dir)
+                      '--lr_schedule=cosine_restarts)' % cfg.checkpoint_dir)
     evaluation.evaluate_ensemble(evaluator, paths)
     return
   if FLAGS.checkpoint_paths:
@@ -105,11 +105,11 @@ def evaluate(split):
   last_note = unreadable_once = None
   try:
     while True:
-      resolution = checkpoints.resolve(FLAGS.checkpoint_dir)
+      resolution = checkpoints.resolve(cfg.checkpoint_dir)
       checkpoint = resolution.path
       if checkpoint is None:
         message = 'No checkpoint file found in --checkpoint_dir=%s%s' % (
-            FLAGS.checkpoint_dir,
+            cfg.checkpoint_dir,
             '; ' + resolution.problem if resolution.problem else '')
         if FLAGS.run_once:
           raise UserError(message)
@@ -158,13 +158,13 @@ def evaluate(split):
     writer.close()
 
 
-def main(argv=None):
+def main(argv, cfg):
   del argv
-  cli.maybe_download_and_extract()
+  cli.maybe_download_and_extract(cfg)
   # Bad data fails before --eval_dir is made.
-  split = cli.data_split(FLAGS.eval_data)
+  split = cli.data_split(cfg, FLAGS.eval_data)
   directories.prepare_dir('--eval_dir', FLAGS.eval_dir)
-  evaluate(split)
+  evaluate(cfg, split)
 
 
 if __name__ == '__main__':

@@ -39,7 +39,7 @@ flags.DEFINE_enum('tower_device', 'gpu', ['gpu', 'cpu'],
                   '--num_gpus towers on as many CPU devices.')
 
 
-def train(split):
+def train(cfg, split):
   """Builds the multi-tower graph and trains it on split."""
   num_towers = FLAGS.num_gpus
   found = precision_lib.gpu_count()
@@ -49,38 +49,37 @@ def train(split):
       ' (missing GPUs fall back to the CPU by soft placement)'
       if FLAGS.tower_device == 'gpu' and found < num_towers else ''),
         flush=True)
-  recipe = cli.recipe()
-  schedule = cli.schedule()
-  with training.new_graph(FLAGS.seed), tf.device('/cpu:0'):
+  with training.new_graph(cfg.seed), tf.device('/cpu:0'):
     global_step = tf.train.get_or_create_global_step()
-    examples_per_step = FLAGS.batch_size * num_towers
+    examples_per_step = cfg.batch_size * num_towers
     lr = cifar10.learning_rate(global_step, split.num_examples,
-                               examples_per_step, recipe, schedule)
-    mean = preprocessing.mean_variable(FLAGS.preprocessing, split)
-    images, labels = cli.distorted_inputs(split, examples_per_step, mean)
+                               examples_per_step, cfg.recipe, cfg.schedule)
+    mean = preprocessing.mean_variable(cfg.preprocessing, split)
+    images, labels = cli.distorted_inputs(cfg, split, mean, examples_per_step)
     # One loss scale for all towers: apply_gradients checks their averaged
     # gradients against it.
-    scale = precision_lib.loss_scale(cli.precision())
+    scale = precision_lib.loss_scale(cfg.precision)
     tower_grads, first_loss, deps = towers.build_towers(
-        images, labels, num_towers, devices, cli.model_options(), recipe,
+        images, labels, num_towers, devices, cfg.model_options(), cfg.recipe,
         scale)
     grads = towers.average_gradients(tower_grads)
-    train_op = cifar10.apply_gradients(grads, global_step, lr, recipe,
+    train_op = cifar10.apply_gradients(grads, global_step, lr, cfg.recipe,
                                        dependencies=deps, loss_scale=scale)
     device_count = ({'CPU': num_towers} if FLAGS.tower_device == 'cpu'
                     else {})
-    config = cli.session_config(allow_soft_placement=True,
+    config = cli.session_config(cfg, allow_soft_placement=True,
                                 device_count=device_count)
-    training.run_training(train_op, first_loss, examples_per_step,
-                          cli.loop_options(), config,
+    training.run_training(train_op, first_loss, examples_per_step, cfg.loop,
+                          config,
                           hooks=[towers.PlacementHook(num_towers)] +
                           schedules.training_hooks(
-                              schedule, FLAGS.train_dir,
+                              cfg.schedule, cfg.loop.train_dir,
                               split.num_examples / examples_per_step,
-                              cli.validator(schedule, mean)),
-                          examples_per_epoch=cli.epoch_examples(split),
-                          start_line=cli.start_line(split, FLAGS.train_dir))
+                              cli.validator(cfg, mean)),
+                          examples_per_epoch=cli.epoch_examples(cfg, split),
+                          start_line=cli.start_line(cfg, split,
+                                                    cfg.loop.train_dir))
 
 
 if __name__ == '__main__':
-  cli.run_trainer(train)
+  cli.run_trainer(train, towers=lambda: FLAGS.num_gpus)

@@ -11,8 +11,6 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from absl import flags
-
 from cifar10lib import cli
 from cifar10lib import cifar10
 from cifar10lib.compat import tf
@@ -20,33 +18,32 @@ from cifar10lib import preprocessing
 from cifar10lib import schedules
 from cifar10lib import training
 
-FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'schedule', 'preprocessing', 'session')
 
 
-def train(split):
+def train(cfg, split):
   """Builds the single-device graph and trains it on split."""
-  schedule = cli.schedule()
-  with training.new_graph(FLAGS.seed):
+  with training.new_graph(cfg.seed):
     global_step = tf.train.get_or_create_global_step()
     # The input pipeline stays on the CPU, whatever device runs the model.
     with tf.device('/cpu:0'):
-      mean = preprocessing.mean_variable(FLAGS.preprocessing, split)
-      images, labels = cli.distorted_inputs(split, FLAGS.batch_size, mean)
-    logits = cifar10.inference(images, **cli.model_options())
+      mean = preprocessing.mean_variable(cfg.preprocessing, split)
+      images, labels = cli.distorted_inputs(cfg, split, mean)
+    logits = cifar10.inference(images, **cfg.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, split.num_examples,
-                             FLAGS.batch_size, cli.recipe(),
-                             precision=cli.precision(), schedule=schedule)
-    training.run_training(train_op, total_loss, FLAGS.batch_size,
-                          cli.loop_options(), cli.session_config(),
+                             cfg.batch_size, cfg.recipe,
+                             precision=cfg.precision, schedule=cfg.schedule)
+    training.run_training(train_op, total_loss, cfg.batch_size, cfg.loop,
+                          cli.session_config(cfg),
                           hooks=schedules.training_hooks(
-                              schedule, FLAGS.train_dir,
-                              split.num_examples / FLAGS.batch_size,
-                              cli.validator(schedule, mean)),
-                          examples_per_epoch=cli.epoch_examples(split),
-                          start_line=cli.start_line(split, FLAGS.train_dir))
+                              cfg.schedule, cfg.loop.train_dir,
+                              split.num_examples / cfg.batch_size,
+                              cli.validator(cfg, mean)),
+                          examples_per_epoch=cli.epoch_examples(cfg, split),
+                          start_line=cli.start_line(cfg, split,
+                                                    cfg.loop.train_dir))
 
 
 if __name__ == '__main__':

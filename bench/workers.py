@@ -27,8 +27,9 @@ def run(worker, args, *more):
     return 1
 
 
-def _worker_flags(args, *groups):
-  """Defines the scripts' flags of groups and parses the worker's own."""
+def _worker_config(args, *groups):
+  """Defines the scripts' flags of groups, parses the worker's own; returns
+  (the cli module, the config.Config of those flags)."""
   from absl import flags
   sys.path.insert(0, args.repo)
   from cifar10lib import cli
@@ -39,18 +40,20 @@ def _worker_flags(args, *groups):
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
                '--precision=' + precision, '--model=' + args.model,
                '--dataset=' + args.dataset] + args.rest)
-  return cli
+  from cifar10lib import config
+  return cli, config.from_flags(flags.FLAGS)
 
 
 def memory_worker(args):
   """Trains cifar10_train.py's graph on one batch held in variables."""
   import numpy as np
-  cli = _worker_flags(args, 'data', 'batch', 'model', 'training', 'session')
+  cli, cfg = _worker_config(args, 'data', 'batch', 'model', 'training',
+                            'session')
   from cifar10lib import cifar10
   from cifar10lib.compat import tf
   from cifar10lib import precision
   batch = args.batch_size
-  ds = cli.dataset()
+  ds = cfg.dataset
   rng = np.random.RandomState(0)
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()
@@ -60,14 +63,14 @@ def memory_worker(args):
     labels = tf.Variable(
         rng.randint(0, ds.num_classes, size=[batch]).astype(np.int32),
         trainable=False, name='fed_labels')
-    logits = cifar10.inference(images, **cli.model_options())
+    logits = cifar10.inference(images, **cfg.model_options())
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, args.train_records,
-                             batch, cli.recipe(), precision=cli.precision())
+                             batch, cfg.recipe, precision=cfg.precision)
     # The default session still gets the precision's rewrite: only the
     # thread and XLA settings are left at TensorFlow's defaults.
-    config = (cli.session_config() if args.session == 'train' else
-              precision.configure(tf.ConfigProto(), cli.precision()))
+    config = (cli.session_config(cfg) if args.session == 'train' else
+              precision.configure(tf.ConfigProto(), cfg.precision))
     with tf.Session(config=config) as sess:
       sess.run([tf.global_variables_initializer(),
                 tf.local_variables_initializer()])
@@ -85,15 +88,14 @@ def memory_worker(args):
 
 def eval_worker(args, num_examples):
   """Times the library's Evaluator over num_examples test images, twice."""
-  from absl import flags
-  cli = _worker_flags(args, 'data', 'batch', 'model', 'session')
+  cli, cfg = _worker_config(args, 'data', 'batch', 'model', 'session')
   from cifar10lib.compat import tf
   from cifar10lib import evaluation
   from cifar10lib import datasets
   evaluator = evaluation.Evaluator(
-      datasets.split(args.data_dir, 'test', cli.dataset()), num_examples,
-      cli.session_config(), args.batch_size, flags.FLAGS.use_fp16,
-      cli.model_options(train=False))
+      datasets.split(args.data_dir, 'test', cfg.dataset), num_examples,
+      cli.session_config(cfg), args.batch_size, cfg.use_fp16,
+      cfg.model_options(train=False))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):

@@ -40,6 +40,12 @@ LRN_DEPTH_RADIUS = 4
 LRN_BIAS = 1.0
 LRN_ALPHA = 0.001 / 9.0
 LRN_BETA = 0.75
+CONV_SIZE = 5                     # conv1 and conv2: 5x5 filters
+CONV_DEPTH = 64                   # ... 64 of them each
+CONV1_BIAS = 0.0
+CONV2_BIAS = 0.1
+LOCAL_BIAS = 0.1                  # of local3 and local4
+SOFTMAX_BIAS = 0.0
 LOCAL3_UNITS = 384
 LOCAL4_UNITS = 192
 NUM_CLASSES = datasets.NUM_CLASSES
@@ -49,7 +55,18 @@ TOWER_NAME = 'tower'
 # training exactly.
 MODEL = 'tutorial'                # the network: the tutorial's, or models/'s
 OPTIMIZER = 'sgd'
-OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam')
+# --optimizer's choices: name -> constructor(learning rate, Recipe). The
+# adaptive ones keep TensorFlow's defaults for everything but the rate.
+OPTIMIZERS = collections.OrderedDict([
+    ('sgd', lambda lr, recipe: tf.train.GradientDescentOptimizer(lr)),
+    ('momentum', lambda lr, recipe: tf.train.MomentumOptimizer(
+        lr, recipe.momentum)),
+    ('nesterov', lambda lr, recipe: tf.train.MomentumOptimizer(
+        lr, recipe.momentum, use_nesterov=True)),
+    ('adagrad', lambda lr, recipe: tf.train.AdagradOptimizer(lr)),
+    ('rmsprop', lambda lr, recipe: tf.train.RMSPropOptimizer(lr)),
+    ('adam', lambda lr, recipe: tf.train.AdamOptimizer(lr)),
+])
 MOMENTUM = 0.9                    # of the momentum and nesterov optimizers
 DROPOUT_KEEP_PROB = 1.0           # on local3 and local4, in training only
 NORM = 'lrn'
@@ -76,13 +93,14 @@ def _conv_relu(images, name, in_depth, bias_init, dtype, norm='lrn',
                train=True):
   with tf.variable_scope(name) as scope:
     kernel = layers.variable_with_weight_decay(
-        'weights', [5, 5, in_depth, 64], CONV_WEIGHT_STDDEV, None, dtype)
+        'weights', [CONV_SIZE, CONV_SIZE, in_depth, CONV_DEPTH],
+        CONV_WEIGHT_STDDEV, None, dtype)
     conv = tf.nn.conv2d(images, kernel, [1, 1, 1, 1], padding='SAME')
     if norm == 'batch_norm':
       # Its offset beta does the biases' work.
       pre_activation = layers.batch_norm(conv, [0, 1, 2], train, dtype)
     else:
-      biases = layers.variable_on_cpu('biases', [64],
+      biases = layers.variable_on_cpu('biases', [CONV_DEPTH],
                                       tf.constant_initializer(bias_init), dtype)
       pre_activation = tf.nn.bias_add(conv, biases)
     out = tf.nn.relu(pre_activation, name=scope.name)
@@ -112,7 +130,8 @@ def _local_relu(x, name, units, dtype, norm='lrn', train=True,
       out = layers.batch_norm(out, [0], train, dtype)
     else:
       biases = layers.variable_on_cpu('biases', out.shape.as_list()[1:],
-                                      tf.constant_initializer(0.1), dtype)
+                                      tf.constant_initializer(LOCAL_BIAS),
+                                      dtype)
       out = out + biases
     out = tf.nn.relu(out, name=scope.name)
   layers.activation_summary(out, name)
@@ -148,10 +167,11 @@ def inference(images, train=True, norm=NORM, top_layers=TOP_LAYERS,
   keep_prob = dropout_keep_prob
   # 3 channels for CIFAR, 1 for MNIST's grey digits.
   depth = images.shape.as_list()[-1]
-  conv1 = _conv_relu(images, 'conv1', depth, 0.0, dtype, norm, train)
+  conv1 = _conv_relu(images, 'conv1', depth, CONV1_BIAS, dtype, norm, train)
   pool1 = _pool(conv1, 'pool1')
   norm1 = _lrn(pool1, 'norm1') if norm == 'lrn' else pool1
-  conv2 = _conv_relu(norm1, 'conv2', 64, 0.1, dtype, norm, train)
+  conv2 = _conv_relu(norm1, 'conv2', CONV_DEPTH, CONV2_BIAS, dtype, norm,
+                     train)
   norm2 = _lrn(conv2, 'norm2') if norm == 'lrn' else conv2
   pool2 = _pool(norm2, 'pool2')
   if top_layers == 'fully_connected':
@@ -169,7 +189,8 @@ def inference(images, train=True, norm=NORM, top_layers=TOP_LAYERS,
     weights = layers.variable_with_weight_decay(
         'weights', [dim, num_classes], 1.0 / dim, None, dtype)
     biases = layers.variable_on_cpu('biases', [num_classes],
-                                    tf.constant_initializer(0.0), dtype)
+                                    tf.constant_initializer(SOFTMAX_BIAS),
+                                    dtype)
     softmax_linear = tf.add(tf.matmul(local4, weights), biases, name=scope.name)
   layers.activation_summary(softmax_linear, 'softmax_linear')
   return softmax_linear
@@ -212,48 +233,22 @@ def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
                   recipe=TUTORIAL_RECIPE, schedule=None):
   """The tutorial's staircase schedule: 0.1, times 0.1 every 350 epochs.
 
-  schedule (a schedules.Schedule; None is the tutorial's) may name another:
-  the staircase times the plateau schedule's multiplier, or cosine restarts.
+  schedule (a schedules.Schedule; None is the tutorial's) may name another
+  (schedules.learning_rate).
   """
-  num_batches_per_epoch = num_examples_per_epoch / examples_per_step
-  name = schedule.name if schedule else schedules.STEP
-  if name == schedules.COSINE_RESTARTS:
-    lr = schedules.cosine_restarts(
-        recipe.learning_rate, global_step,
-        schedules.cycle_steps(num_batches_per_epoch, schedule))
-    tf.summary.scalar('learning_rate', lr)
-    return lr
-  decay_steps = max(int(num_batches_per_epoch * recipe.num_epochs_per_decay), 1)
-  lr = tf.train.exponential_decay(recipe.learning_rate, global_step,
-                                  decay_steps,
-                                  recipe.learning_rate_decay_factor,
-                                  staircase=True)
-  if name == schedules.PLATEAU:
-    lr *= schedules.plateau_variables().multiplier
+  lr = schedules.learning_rate(
+      global_step, num_examples_per_epoch / examples_per_step, recipe,
+      schedule or schedules.TUTORIAL_SCHEDULE)
   tf.summary.scalar('learning_rate', lr)
   return lr
 
 
 def optimizer(lr, recipe=TUTORIAL_RECIPE, loss_scale=None):
-  """The training algorithm, by default the tutorial's gradient descent.
-
-  The adaptive ones keep TensorFlow's defaults for everything but the rate.
-  loss_scale (precision.loss_scale's, for float16) wraps it in loss scaling.
+  """The training algorithm (OPTIMIZERS), by default the tutorial's
+  gradient descent. loss_scale (precision.loss_scale's, for float16) wraps
+  it in loss scaling.
   """
-  name = recipe.optimizer
-  if name == 'sgd':
-    opt = tf.train.GradientDescentOptimizer(lr)
-  elif name in ('momentum', 'nesterov'):
-    opt = tf.train.MomentumOptimizer(lr, recipe.momentum,
-                                     use_nesterov=name == 'nesterov')
-  elif name == 'adagrad':
-    opt = tf.train.AdagradOptimizer(lr)
-  elif name == 'rmsprop':
-    opt = tf.train.RMSPropOptimizer(lr)
-  elif name == 'adam':
-    opt = tf.train.AdamOptimizer(lr)
-  else:
-    raise ValueError('unknown optimizer %r' % name)
+  opt = OPTIMIZERS[recipe.optimizer](lr, recipe)
   return precision_lib.scaled_optimizer(opt, loss_scale)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from cifar10lib.compat import tf
 from cifar10lib.datasets import CIFAR10
 from cifar10lib.datasets import count_examples
+from cifar10lib.datasets import CROP_SIZE
 from cifar10lib.datasets import data_files
 from cifar10lib.datasets import IMAGE_DEPTH
 from cifar10lib.datasets import ORIGINAL_IMAGE_SIZE
@@ -32,7 +33,7 @@ from cifar10lib.errors import DataError
 from cifar10lib import mnist_input
 
 # The tutorial's input hyper-parameters.
-IMAGE_SIZE = 24                         # side of the crop fed to the network
+IMAGE_SIZE = CROP_SIZE                  # side of the crop fed to the network (24)
 # The tutorial ran 16 threads, each distorting one image at a time. Reading and
 # distorting RECORDS_PER_READ records per call as one batch costs about a
 # fifth of the CPU time per example, and two threads keep the queue full
@@ -71,7 +72,7 @@ def _decode(records, ds=CIFAR10):
   """Splits raw records (a string tensor of any shape) into labels and images.
 
   Returns int32 labels of the records' shape and float32 images of that shape
-  plus [32, 32, 3].
+  plus [image_size, image_size, depth].
   """
   outer = tf.shape(records)
   # The explicit record length keeps the shape right for an empty batch (all
@@ -81,8 +82,7 @@ def _decode(records, ds=CIFAR10):
   label = tf.cast(raw[..., ds.label_byte], tf.int32)
   depth_major = tf.reshape(
       raw[..., ds.label_bytes:],
-      tf.concat([outer, [IMAGE_DEPTH, ORIGINAL_IMAGE_SIZE, ORIGINAL_IMAGE_SIZE]],
-                0))
+      tf.concat([outer, [ds.depth, ds.image_size, ds.image_size]], 0))
   rank = records.shape.ndims
   perm = list(range(rank)) + [rank + 1, rank + 2, rank]
   image = tf.cast(tf.transpose(depth_major, perm), tf.float32)
@@ -148,32 +148,29 @@ def _standardize(images):
     return (images - mean) / stddev
 
 
-def _central_crop(images):
-  """The central IMAGE_SIZE square of each image (crop_or_pad's crop)."""
-  offset = (ORIGINAL_IMAGE_SIZE - IMAGE_SIZE) // 2
-  return images[:, offset:offset + IMAGE_SIZE, offset:offset + IMAGE_SIZE, :]
+def _central_crop(images, size=IMAGE_SIZE):
+  """The central size square of each image (crop_or_pad's crop)."""
+  offset = (images.shape.as_list()[1] - size) // 2
+  return images[:, offset:offset + size, offset:offset + size, :]
 
 
 def eval_images(images, ds=CIFAR10, mean=None):
-  """Evaluation's preprocessing of [n, 32, 32, 3] float32 images.
+  """Evaluation's preprocessing of [n, image_size, image_size, depth] images.
 
-  The central 24x24 crop of each, standardized: what the model sees of a
-  test image, and of an image given to cifar10_classify.py. With mean (the
-  training set's mean image [32, 32, 3] or channel means [3], see
+  The central crop_size crop of each (CIFAR: 24x24), standardized: what the
+  model sees of a test image, and of an image given to cifar10_classify.py.
+  With mean (the training set's mean image or channel means, see
   preprocessing.py) the images are centred by it instead of standardized.
-  MNIST's [n, 28, 28, 1] digits are only standardized (no crop).
   """
-  if ds.idx:
-    images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
-    return _standardize(images)
+  images.set_shape([None, ds.image_size, ds.image_size, ds.depth])
   if mean is not None:
     images = images - mean
-  images = _central_crop(images)
-  images.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, IMAGE_DEPTH])
+  images = _central_crop(images, ds.crop_size)
+  images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
   return images if mean is not None else _standardize(images)
 
 
-def _distort(images, mean=None):
+def _distort(images, ds, mean=None):
   """The tutorial's training augmentation of a batch of [32, 32, 3] images.
 
   Each image gets its own random crop, flip, brightness delta and contrast
@@ -209,12 +206,26 @@ def _reader(ds):
                                     header_bytes=ds.header_bytes or None)
 
 
-def _distort_digits(images, ds):
+def _shift(images, ds, mean=None):
   """MNIST's training augmentation: random shifts, then standardization."""
   with tf.name_scope('data_augmentation'):
+    if mean is not None:
+      images = images - mean
     images = mnist_input.random_shift(images, ds.crop_size)
     images.set_shape([None, ds.crop_size, ds.crop_size, ds.depth])
-    return _standardize(images)
+    return images if mean is not None else _standardize(images)
+
+
+# Training augmentations by name (datasets.Dataset.augmentation): each takes
+# a batch of decoded float32 images, the Dataset and the preprocessing's mean.
+AUGMENTATIONS = {'tutorial': _distort, 'random_shift': _shift}
+
+
+def _labels_and_images(keys, values, filenames, ranges, records, ds):
+  """The decoded (labels, float32 images) of the records read in range."""
+  if ds.labels_in_records:
+    return _decode(_select(keys, values, ranges, ds), ds)
+  return mnist_input.decode(keys, values, filenames, records, ds)
 
 
 def distorted_inputs(data_dir, batch_size, filenames=None,
@@ -256,12 +267,9 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
   filename_queue = tf.train.string_input_producer(
       [path for path, _, _ in ranges])
   keys, values = _reader(ds).read_up_to(filename_queue, RECORDS_PER_READ)
-  if ds.idx:
-    labels, images = mnist_input.decode(keys, values, filenames, records, ds)
-    images = _distort_digits(images, ds)
-  else:
-    labels, images = _decode(_select(keys, values, ranges, ds), ds)
-    images = _distort(images, mean)
+  labels, images = _labels_and_images(keys, values, filenames, ranges,
+                                      records, ds)
+  images = AUGMENTATIONS[ds.augmentation](images, ds, mean)
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)
@@ -295,10 +303,8 @@ def inputs(eval_data, data_dir, batch_size, filenames=None, num_epochs=None,
   filename_queue = tf.train.string_input_producer(
       [path for path, _, _ in ranges], num_epochs=num_epochs, shuffle=False)
   keys, values = _reader(ds).read_up_to(filename_queue, batch_size)
-  if ds.idx:
-    labels, images = mnist_input.decode(keys, values, filenames, records, ds)
-  else:
-    labels, images = _decode(_select(keys, values, ranges, ds), ds)
+  labels, images = _labels_and_images(keys, values, filenames, ranges,
+                                      records, ds)
   images = eval_images(images, ds, mean)
   # One thread keeps the order; the queue still overlaps reading with compute.
   images, labels = tf.train.batch(

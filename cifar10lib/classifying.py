@@ -21,19 +21,16 @@ from cifar10lib import datasets
 from cifar10lib.errors import UserError
 from cifar10lib import preprocessing
 
-CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
-                       'frog', 'horse', 'ship', 'truck')
-
-
 def class_names(data_dir, ds=datasets.CIFAR10):
   """The names of the classes, in label order, from the data's meta file."""
   if ds.label_names is None:
     return [str(i) for i in range(ds.num_classes)]  # MNIST: the digits
   path = os.path.join(data_dir, ds.batches_dir, ds.label_names)
   if not os.path.isfile(path):
-    if ds.name == 'cifar10':
-      sys.stderr.write('Note: no %s; using the CIFAR-10 class names.\n' % path)
-      return list(CIFAR10_CLASS_NAMES)
+    if ds.class_names:
+      sys.stderr.write('Note: no %s; using the %s class names.\n'
+                       % (path, ds.title))
+      return list(ds.class_names)
     sys.stderr.write('Note: no %s; naming the classes by number.\n' % path)
     return ['class %d' % i for i in range(ds.num_classes)]
   try:
@@ -47,7 +44,7 @@ def class_names(data_dir, ds=datasets.CIFAR10):
   return names[:ds.num_classes]
 
 
-def _as_digit(image):
+def _as_grey(image):
   """A decoded image as MNIST draws its digits: grey, light on dark."""
   image = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
   return tf.cond(tf.reduce_mean(image) > 127.5, lambda: 255.0 - image,
@@ -62,8 +59,8 @@ def prepare_image(contents, ds=datasets.CIFAR10, mean=None):
   scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit).
   """
   image = tf.image.decode_image(contents, channels=3, expand_animations=False)
-  if ds.idx:
-    image = _as_digit(image)
+  if ds.depth == 1:
+    image = _as_grey(image)
   size = ds.image_size
   # Area averaging shrinks a large photo without aliasing, and leaves a
   # 32x32 image (a CIFAR-10 picture) exactly as it is.
@@ -87,7 +84,8 @@ class Classifier(object):
     with self.graph.as_default():
       self.contents = tf.placeholder(tf.string, [])
       images = prepare_image(self.contents, ds,
-                             preprocessing.mean_variable(preprocessing_mode))
+                             preprocessing.mean_variable(preprocessing_mode,
+                                                         ds=ds))
       if use_fp16:
         images = tf.cast(images, tf.float16)
       logits = cifar10.inference(images, train=False, **(model_options or {}))

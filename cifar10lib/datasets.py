@@ -32,7 +32,7 @@ DATA_DIR = '/tmp/cifar10_data'        # the tutorial's default --data_dir
 
 ORIGINAL_IMAGE_SIZE = 32
 IMAGE_DEPTH = 3
-IMAGE_BYTES = ORIGINAL_IMAGE_SIZE * ORIGINAL_IMAGE_SIZE * IMAGE_DEPTH
+CROP_SIZE = 24                        # the tutorial's crop (cifar10_input.IMAGE_SIZE)
 NUM_CLASSES = 10
 BATCHES_DIR = 'cifar-10-batches-bin'
 TRAIN_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)]
@@ -42,9 +42,12 @@ EVAL_FILES = ['test_batch.bin']
 class Dataset(collections.namedtuple('Dataset', [
     'name', 'batches_dir', 'train_files', 'eval_files', 'label_classes',
     'label_byte', 'url', 'md5', 'tarball', 'label_names',
-    'image_size', 'depth', 'header_bytes', 'crop_size', 'flip', 'idx'],
-    # The geometry fields default to CIFAR's.
-    defaults=(ORIGINAL_IMAGE_SIZE, IMAGE_DEPTH, 0, 24, True, False))):
+    'image_size', 'depth', 'header_bytes', 'crop_size', 'flip', 'idx',
+    'preprocessing_modes', 'log_epochs', 'augmentation', 'class_names',
+    'title'],
+    # The geometry and pipeline fields default to CIFAR's.
+    defaults=(ORIGINAL_IMAGE_SIZE, IMAGE_DEPTH, 0, CROP_SIZE, True, False,
+              None, False, 'tutorial', None, 'CIFAR-10'))):
   """One binary dataset: where its files are, how to read a label, where from.
 
   Each record starts with one byte per entry of label_classes (that label's
@@ -55,7 +58,18 @@ class Dataset(collections.namedtuple('Dataset', [
   training when flip. idx: the files are IDX files (MNIST), whose records
   hold no label: labels come from each image file's label file; its md5
   maps each of its gzipped files to their MD5 (a tarball's MD5 otherwise).
+  preprocessing_modes: the --preprocessing modes it takes (None: all);
+  log_epochs: whether the progress lines show the epoch by default;
+  augmentation: the training augmentation, a key of
+  cifar10_input.AUGMENTATIONS; class_names: the names to use when the data
+  directory has no label_names file (None: numbers); title: its name in
+  messages.
   """
+
+  @property
+  def labels_in_records(self):
+    """Whether each record starts with its labels (else: IDX label files)."""
+    return not self.idx
 
   @property
   def label_bytes(self):
@@ -79,13 +93,15 @@ CIFAR10 = Dataset(
     eval_files=EVAL_FILES, label_classes=(NUM_CLASSES,), label_byte=0,
     url='https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
     md5='c32a1d4ab5d03f1284b67883e8d87530', tarball='cifar-10-binary.tar.gz',
-    label_names='batches.meta.txt')
+    label_names='batches.meta.txt',
+    class_names=('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
+                 'frog', 'horse', 'ship', 'truck'))
 CIFAR100 = Dataset(
     name='cifar100', batches_dir='cifar-100-binary', train_files=['train.bin'],
     eval_files=['test.bin'], label_classes=(20, 100), label_byte=1,
     url='https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
     md5='03b5dce01913d631647c71ecec9e9cb8', tarball='cifar-100-binary.tar.gz',
-    label_names='fine_label_names.txt')
+    label_names='fine_label_names.txt', title='CIFAR-100')
 CIFAR100_COARSE = CIFAR100._replace(label_byte=0,
                                     label_names='coarse_label_names.txt')
 # MNIST's files come gzipped, each with its own MD5; the pipeline reads the
@@ -106,19 +122,20 @@ MNIST = Dataset(
     eval_files=['t10k-images-idx3-ubyte'], label_classes=(10,), label_byte=0,
     url=MNIST_URLS[0], md5=MNIST_FILES, tarball=None, label_names=None,
     image_size=28, depth=1, header_bytes=idx.IMAGES_HEADER_BYTES,
-    crop_size=28, flip=False, idx=True)
-NAMES = ('cifar10', 'cifar100', 'mnist')
+    crop_size=28, flip=False, idx=True, log_epochs=True,
+    augmentation='random_shift', title='MNIST')
+# --dataset's choices. A new dataset is one more entry (its Dataset above).
+DATASETS = collections.OrderedDict([
+    ('cifar10', CIFAR10), ('cifar100', CIFAR100), ('mnist', MNIST)])
 
 
 def dataset(name='cifar10', cifar100_labels='fine'):
   """The Dataset called name; CIFAR-100 with its fine or coarse labels."""
-  if name == 'cifar10':
-    return CIFAR10
-  if name == 'cifar100':
-    return CIFAR100_COARSE if cifar100_labels == 'coarse' else CIFAR100
-  if name == 'mnist':
-    return MNIST
-  raise ValueError('unknown dataset %r' % name)
+  if name == 'cifar100' and cifar100_labels == 'coarse':
+    return CIFAR100_COARSE
+  if name not in DATASETS:
+    raise ValueError('unknown dataset %r' % name)
+  return DATASETS[name]
 
 
 def data_files(data_dir, eval_data, ds=CIFAR10):
@@ -188,9 +205,6 @@ class Split(collections.namedtuple('Split', [
   """
 
 
-SPLITS = ('train', 'train_eval', 'validation', 'test')
-
-
 def split(data_dir, name, ds=CIFAR10, validation_examples=0):
   """The Split called name of data_dir's ds files; every file is checked.
 
@@ -217,32 +231,40 @@ def split(data_dir, name, ds=CIFAR10, validation_examples=0):
                total - validation_examples)
 
 
+def _read_records(path, first, end, ds):
+  """Records first..end-1 of path, a [n, record_bytes] uint8 numpy array."""
+  return np.fromfile(path, np.uint8, (end - first) * ds.record_bytes,
+                     offset=ds.header_bytes + first * ds.record_bytes
+                     ).reshape(end - first, ds.record_bytes)
+
+
 def read_images(split, chunk_records):
   """Yields split's images, at most chunk_records at a time, in file order.
 
-  Each chunk is a [n, 32, 32, 3] uint8 numpy array, decoded as the input
-  pipeline decodes the records (depth-major to height, width, depth).
+  Each chunk is a [n, image_size, image_size, depth] uint8 numpy array,
+  decoded as the input pipeline decodes the records (CIFAR's depth-major
+  pixels to height, width, depth).
   """
-  ranges, _ = record_ranges(split.filenames, split.records, split.ds)
+  ds = split.ds
+  ranges, _ = record_ranges(split.filenames, split.records, ds)
   for path, first, end in ranges:
     for start in range(first, end, chunk_records):
-      stop = min(start + chunk_records, end)
-      record_bytes = split.ds.record_bytes
-      records = np.fromfile(path, np.uint8, (stop - start) * record_bytes,
-                            offset=start * record_bytes)
-      records = records.reshape(stop - start, record_bytes)
-      yield records[:, split.ds.label_bytes:].reshape(
-          -1, IMAGE_DEPTH, ORIGINAL_IMAGE_SIZE,
-          ORIGINAL_IMAGE_SIZE).transpose(0, 2, 3, 1)
+      records = _read_records(path, start, min(start + chunk_records, end), ds)
+      yield records[:, ds.label_bytes:].reshape(
+          -1, ds.depth, ds.image_size, ds.image_size).transpose(0, 2, 3, 1)
 
 
 def read_labels(split):
   """The learned label of each of split's records, int32 numpy, file order."""
-  ranges, _ = record_ranges(split.filenames, split.records, split.ds)
+  ds = split.ds
+  ranges, _ = record_ranges(split.filenames, split.records, ds)
   labels = []
   for path, first, end in ranges:
-    records = np.fromfile(path, np.uint8, (end - first) * split.ds.record_bytes,
-                          offset=first * split.ds.record_bytes)
-    labels.append(records.reshape(end - first, split.ds.record_bytes)
-                  [:, split.ds.label_byte].astype(np.int32))
+    if ds.idx:
+      file_labels = idx.check_pair(path, ds.image_size, ds.image_size,
+                                   ds.num_classes)[1]
+      labels.append(np.asarray(file_labels[first:end], np.int32))
+    else:
+      labels.append(_read_records(path, first, end, ds)[:, ds.label_byte]
+                    .astype(np.int32))
   return np.concatenate(labels)

@@ -55,7 +55,7 @@ class Evaluator(object):
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.global_step = tf.train.get_or_create_global_step()
-      mean = preprocessing.mean_variable(preprocessing_mode)
+      mean = preprocessing.mean_variable(preprocessing_mode, ds=split.ds)
       # The split, not eval_data, names the records.
       images, labels = cifar10.inputs(
           eval_data=True, batch_size=batch_size,

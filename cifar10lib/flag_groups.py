@@ -41,7 +41,7 @@ _GROUPS = {
          'missing.', {}),
         ('enum', 'dataset', 'cifar10',
          'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir), '
-         'CIFAR-100 (cifar-100-binary/) or MNIST (mnist/, its IDX files).', {'enum_values': list(datasets.NAMES)}),
+         'CIFAR-100 (cifar-100-binary/) or MNIST (mnist/, its IDX files).', {'enum_values': list(datasets.DATASETS)}),
         ('enum', 'cifar100_labels', 'fine',
          'With --dataset=cifar100: its 100 fine classes or its 20 coarse '
          'ones.', {'enum_values': ['fine', 'coarse']}),
@@ -181,7 +181,7 @@ _GROUPS['schedule'] = [
      '--validation_examples) or "cosine_restarts" (a cosine from '
      '--learning_rate to zero every --restart_epochs epochs, each cycle\'s '
      'end kept as snapshot-<step>).',
-     {'enum_values': list(schedules.SCHEDULES)}),
+     {'enum_values': list(schedules.RATES)}),
     ('float', 'restart_epochs', schedules.RESTART_EPOCHS,
      'Epochs per cycle of --lr_schedule=cosine_restarts.',
      {'lower_bound': 1e-6}),
@@ -224,20 +224,36 @@ def require_finite(name):
     flags.register_validator(name, _finite, message='must be a finite number')
 
 
-def define_flags(*groups):
-  """Defines the flags of groups (keys of _GROUPS) and --verbose.
+# The groups a script defined, in order; their flags are the script's.
+_DEFINED = []
+# --verbose, which every script has; compat.py reads it from the raw command
+# line (TensorFlow's logging is set before flags are parsed).
+_VERBOSE = ('boolean', 'verbose', False,
+            'Show TensorFlow\'s own log messages and warnings.', {})
 
-  A flag already defined (another script imported in the same process, as
-  the tests do) is only declared a key flag of the caller. Every float flag
-  refuses NaN and infinities.
+
+def define_flags(*groups):
+  """Defines the flags of groups (keys of _GROUPS) and --verbose, once.
+
+  Every float flag refuses NaN and infinities.
   """
   specs = [spec for group in groups for spec in _GROUPS[group]]
-  specs.append(('boolean', 'verbose', False,
-                'Show TensorFlow\'s own log messages and warnings.', {}))
+  if not _DEFINED:
+    specs.append(_VERBOSE)
+  _DEFINED.extend(groups)
   for kind, name, default, help_text, extra in specs:
-    if name not in FLAGS:
-      getattr(flags, 'DEFINE_' + kind)(name=name, default=default,
-                                       help=help_text, **extra)
+    getattr(flags, 'DEFINE_' + kind)(name=name, default=default,
+                                     help=help_text, **extra)
     flags.declare_key_flag(name)
     if kind == 'float':
       require_finite(name)
+
+
+def defined_names():
+  """The names of the flags of the groups the script defined."""
+  return [spec[1] for group in _DEFINED for spec in _GROUPS[group]]
+
+
+def defaults():
+  """{name: default} for the flags of every group."""
+  return {spec[1]: spec[2] for group in _GROUPS.values() for spec in group}

@@ -29,13 +29,13 @@ MEAN_NAME = 'mean'
 CHUNK_RECORDS = 10000
 
 
-def mean_shape(mode):
-  """The shape of mode's mean: an image [32, 32, 3], or [3] per channel."""
+def mean_shape(mode, ds=datasets.CIFAR10):
+  """The shape of mode's mean: an image ([32, 32, 3] for CIFAR), or one
+  value per channel."""
   if mode == 'mean_image':
-    return [datasets.ORIGINAL_IMAGE_SIZE, datasets.ORIGINAL_IMAGE_SIZE,
-            datasets.IMAGE_DEPTH]
+    return [ds.image_size, ds.image_size, ds.depth]
   if mode == 'channel_mean':
-    return [datasets.IMAGE_DEPTH]
+    return [ds.depth]
   raise ValueError('no mean in preprocessing %r' % mode)
 
 
@@ -44,7 +44,7 @@ def compute_mean(mode, split):
 
   Pixels count on the 0..255 scale of the decoded images.
   """
-  total = np.zeros(mean_shape('mean_image'), np.float64)
+  total = np.zeros(mean_shape('mean_image', split.ds), np.float64)
   count = 0
   for images in datasets.read_images(split, CHUNK_RECORDS):
     total += images.sum(axis=0, dtype=np.float64)
@@ -55,17 +55,17 @@ def compute_mean(mode, split):
   return mean.astype(np.float32)
 
 
-def mean_variable(mode, split=None):
+def mean_variable(mode, split=None, ds=datasets.CIFAR10):
   """The `preprocessing/mean` variable of mode, or None for standardize.
 
   Training gives split, whose mean initializes it; evaluation and
-  classification give none: the variable starts at zeros and is restored
-  from the checkpoint. Not trainable: no gradient, no moving average.
+  classification give none (but their ds): the variable starts at zeros
+  and is restored from the checkpoint. Not trainable: no gradient, no moving average.
   """
   if mode == STANDARDIZE:
     return None
   if split is None:
-    initial = np.zeros(mean_shape(mode), np.float32)
+    initial = np.zeros(mean_shape(mode, ds), np.float32)
   else:
     initial = compute_mean(mode, split)
   with tf.variable_scope(MEAN_SCOPE):
@@ -83,7 +83,7 @@ def check_checkpoint(checkpoint, mode):
   reader = tf.train.NewCheckpointReader(checkpoint)
   name = MEAN_SCOPE + '/' + MEAN_NAME
   if mode == STANDARDIZE and reader.has_tensor(name):
-    trained = ('channel_mean' if reader.get_variable_to_shape_map()[name]
-               == mean_shape('channel_mean') else 'mean_image')
+    trained = ('channel_mean' if len(reader.get_variable_to_shape_map()[name])
+               == 1 else 'mean_image')
     raise UserError('checkpoint %s was trained with --preprocessing=%s; give '
                     'that flag here too' % (checkpoint, trained))

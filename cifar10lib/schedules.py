@@ -33,7 +33,6 @@ from cifar10lib.compat import tf
 STEP = 'step'
 PLATEAU = 'plateau'
 COSINE_RESTARTS = 'cosine_restarts'
-SCHEDULES = (STEP, PLATEAU, COSINE_RESTARTS)
 RESTART_EPOCHS = 10.0             # epochs per cosine cycle
 PLATEAU_EVAL_STEPS = 1000         # steps between validation evaluations
 PLATEAU_PATIENCE = 5              # evaluations without improvement per decay
@@ -71,6 +70,44 @@ def cosine_restarts(initial_rate, global_step, steps):
 class PlateauState(collections.namedtuple('PlateauState', [
     'best', 'since', 'multiplier', 'evaluated_step'])):
   """The plateau schedule's variables."""
+
+
+def _staircase(global_step, num_batches_per_epoch, recipe):
+  """The tutorial's: times the decay factor every num_epochs_per_decay."""
+  decay_steps = max(int(num_batches_per_epoch * recipe.num_epochs_per_decay),
+                    1)
+  return tf.train.exponential_decay(recipe.learning_rate, global_step,
+                                    decay_steps,
+                                    recipe.learning_rate_decay_factor,
+                                    staircase=True)
+
+
+def _plateau(global_step, num_batches_per_epoch, recipe, schedule):
+  """The staircase times the multiplier that PlateauHook lowers."""
+  del schedule
+  return (_staircase(global_step, num_batches_per_epoch, recipe) *
+          plateau_variables().multiplier)
+
+
+def _cosine_restarts(global_step, num_batches_per_epoch, recipe, schedule):
+  return cosine_restarts(recipe.learning_rate, global_step,
+                         cycle_steps(num_batches_per_epoch, schedule))
+
+
+# --lr_schedule's choices: name -> the rate as a function of (global step,
+# batches per epoch, cifar10.Recipe, Schedule).
+RATES = {
+    STEP: lambda step, batches, recipe, schedule: _staircase(step, batches,
+                                                             recipe),
+    PLATEAU: _plateau,
+    COSINE_RESTARTS: _cosine_restarts,
+}
+
+
+def learning_rate(global_step, num_batches_per_epoch, recipe, schedule):
+  """The learning rate at global_step of recipe under schedule."""
+  return RATES[schedule.name](global_step, num_batches_per_epoch, recipe,
+                              schedule)
 
 
 def plateau_variables():

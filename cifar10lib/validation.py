@@ -51,15 +51,15 @@ class Validator(object):
                                                             READ_CHUNK)))
     self._labels = datasets.read_labels(split)
     self._batch_size = batch_size
-    size = datasets.ORIGINAL_IMAGE_SIZE
+    ds = split.ds
     with _collections_kept(), tf.variable_scope(tf.get_variable_scope(),
                                                 reuse=True):
       with tf.name_scope(VALIDATION_SCOPE):
         self._feed_images = tf.placeholder(
-            tf.uint8, [None, size, size, datasets.IMAGE_DEPTH])
+            tf.uint8, [None, ds.image_size, ds.image_size, ds.depth])
         self._feed_labels = tf.placeholder(tf.int32, [None])
         images = cifar10_input.eval_images(
-            tf.cast(self._feed_images, tf.float32), mean=mean)
+            tf.cast(self._feed_images, tf.float32), ds, mean)
         if use_fp16:
           images = tf.cast(images, tf.float16)
         logits = cifar10.inference(images, train=False,

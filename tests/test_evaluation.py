@@ -171,7 +171,7 @@ def test_ensemble_averages_softmax_of_raw_weights(tmp_path):
                       '--eval_dir', str(tmp_path / 'eval'),
                       '--batch_size', '32', '--moving_average=false',
                       '--checkpoint_paths', '%s,%s' % (a, b))
-  lines = result.stdout.splitlines()
+  lines = [l for l in result.stdout.splitlines() if 'precision @ 1' in l]
   assert '= 0.500 (50/100 correct, global step 1, %s' % a in lines[0]
   assert '= 0.300 (30/100 correct, global step 1, %s' % b in lines[1]
   assert 'ensemble of 2 checkpoints: precision @ 1 = 0.200 (20/100' in lines[2]
@@ -229,7 +229,7 @@ def test_training_with_the_options_then_an_ensemble_of_two_checkpoints(
                       '--eval_dir', str(tmp_path / 'eval'),
                       '--batch_size', '32', '--checkpoint_paths',
                       '%s,%s' % (first, train_dir), *MODEL_FLAGS)
-  lines = result.stdout.splitlines()
+  lines = [l for l in result.stdout.splitlines() if 'precision @ 1' in l]
   assert len(lines) == 3, result.stdout
   images = numpy_eval_images(test.pixels)
   members = [_softmax(path, images) for path in

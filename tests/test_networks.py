@@ -237,14 +237,16 @@ def test_towers_share_one_set_of_variables():
 # --- recipes --------------------------------------------------------------------
 
 def _recipe(*args):
-  from cifar10lib import cli  # pylint: disable=import-outside-toplevel
-  cli.define_flags('data', 'model', 'training')
-  flags = cli.FLAGS
-  try:
-    flags(['test'] + list(args))
-    return cli.recipe()
-  finally:
-    flags.unparse_flags()
+  """config.build's recipe for command-line style args ('--name=value')."""
+  from cifar10lib import config  # pylint: disable=import-outside-toplevel
+  values = {}
+  for arg in args:
+    name, value = arg[2:].split('=')
+    try:
+      values[name] = float(value)
+    except ValueError:
+      values[name] = value
+  return config.build(values, given=values).recipe
 
 
 @pytest.mark.parametrize('args,expected', [

@@ -62,7 +62,8 @@ def test_training_distortions_centre_without_standardizing():
       np.float32)
   with tf.Graph().as_default(), tf.Session() as sess:
     out = sess.run(cifar10_input._distort(  # pylint: disable=protected-access
-        tf.constant(np.stack([mean] * 64)), tf.constant(mean)))
+        tf.constant(np.stack([mean] * 64)), datasets.CIFAR10,
+        tf.constant(mean)))
   assert out.shape == (64, 24, 24, 3)
   flat = out.reshape(64, -1)
   np.testing.assert_allclose(flat, flat[:, :1] * np.ones_like(flat),

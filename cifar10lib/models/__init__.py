@@ -5,24 +5,42 @@ network builds with (variables on the CPU, weight decay, batch normalization,
 summaries with exact tags).
 
 A network's module may also give, keyed by network name, RECIPES (its
-training recipe: a dict of cifar10.Recipe's fields, which cli.py takes as
-the training flags' defaults) and SIGNATURES (a variable name and shape, or
+training recipe: a dict of cifar10.Recipe's fields, which config.py takes
+as the training flags' defaults) and SIGNATURES (a variable name and shape, or
 None for any shape, that only that network's checkpoints hold).
 """
 
-import importlib
+import collections
 
-# The networks beyond the tutorial's: --model name -> module under models/
-# whose inference(images, num_classes, train) returns the logits, or
-# 'module:builder' for a module building several networks.
-NETWORKS = {
-    'alexnet': 'alexnet',
-    'vgg16': 'vgg16',
-    'googlenet': 'googlenet',
-    'resnet20': 'resnet:resnet20',
-    'resnet34': 'resnet:resnet34',
-    'softmax': 'softmax',
-}
+from cifar10lib.models import alexnet
+from cifar10lib.models import googlenet
+from cifar10lib.models import resnet
+from cifar10lib.models import softmax
+from cifar10lib.models import vgg16
+
+
+class Network(collections.namedtuple('Network', [
+    'build', 'recipe', 'signature'])):
+  """build(images, num_classes, train) returns the logits; recipe and
+  signature: the module's RECIPES and SIGNATURES entries, or None."""
+
+
+def _network(module, name, build=None):
+  return Network(build or module.inference,
+                 getattr(module, 'RECIPES', {}).get(name),
+                 getattr(module, 'SIGNATURES', {}).get(name))
+
+
+# The networks beyond the tutorial's: --model name -> Network. A new network
+# is a module here and one entry.
+NETWORKS = collections.OrderedDict([
+    ('alexnet', _network(alexnet, 'alexnet')),
+    ('vgg16', _network(vgg16, 'vgg16')),
+    ('googlenet', _network(googlenet, 'googlenet')),
+    ('resnet20', _network(resnet, 'resnet20', resnet.resnet20)),
+    ('resnet34', _network(resnet, 'resnet34', resnet.resnet34)),
+    ('softmax', _network(softmax, 'softmax')),
+])
 
 # The tutorial's network is recognised by local3, which any --norm and
 # --top_layers build, and no other network has.
@@ -30,30 +48,22 @@ TUTORIAL = 'tutorial'
 TUTORIAL_SIGNATURE = ('local3/weights', None)
 
 
-def _module(name):
-  module, _, builder = NETWORKS[name].partition(':')
-  return importlib.import_module('cifar10lib.models.' + module), builder or 'inference'
-
-
 def inference(name, images, num_classes, train=True):
   """Builds network `name` on images; returns logits [batch, num_classes]."""
-  module, builder = _module(name)
-  return getattr(module, builder)(images, num_classes, train)
+  return NETWORKS[name].build(images, num_classes, train)
 
 
 def recipe(name):
   """Network name's training recipe (a dict of cifar10.Recipe's fields), or None."""
-  module, _ = _module(name)
-  return getattr(module, 'RECIPES', {}).get(name)
+  return NETWORKS[name].recipe
 
 
 def identify(shapes):
   """The network whose variables {name: shape} are, or None if unknown."""
   signatures = {TUTORIAL: TUTORIAL_SIGNATURE}
-  for name in NETWORKS:
-    signature = getattr(_module(name)[0], 'SIGNATURES', {}).get(name)
-    if signature:
-      signatures[name] = signature
+  for name, network in NETWORKS.items():
+    if network.signature:
+      signatures[name] = network.signature
   for name, (variable, shape) in sorted(signatures.items()):
     if variable in shapes and (shape is None or
                                list(shapes[variable]) == list(shape)):

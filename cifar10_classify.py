@@ -10,8 +10,9 @@ Each image (PNG or JPEG, any size; GIF and BMP decode too) is decoded and
 prepared by TensorFlow the way evaluation prepares the test images: scaled to
 CIFAR-10's 32x32, cropped to the central 24x24, then standardized (or
 centred by the training set's mean, --preprocessing). The model runs with the
-moving averages of its weights, as in evaluation; the model flags (--norm,
---top_layers, --use_fp16, --preprocessing) must be those it was trained with.
+moving averages of its weights, as in evaluation; the model flags (--model,
+--dataset, --norm, --top_layers, --use_fp16, --preprocessing) must be those
+it was trained with.
 Class names come from <data_dir>/cifar-10-batches-bin/batches.meta.txt (with
 --dataset=cifar100, cifar-100-binary/fine_label_names.txt or
 coarse_label_names.txt), or are CIFAR-10's own (CIFAR-100's class numbers)

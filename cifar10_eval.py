@@ -18,6 +18,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import os
 import time
 
 from absl import flags
@@ -107,6 +108,10 @@ def evaluate(cfg, split):
   if FLAGS.checkpoint_paths:
     evaluation.evaluate_ensemble(evaluator, FLAGS.checkpoint_paths)
     return
+  # A watcher does not score again a step already scored into --eval_dir
+  # (by --run_once, or an earlier watcher): a second point would be a
+  # duplicate in TensorBoard.
+  scored = {} if FLAGS.run_once else evaluation.scored_steps(FLAGS.eval_dir)
   writer = tf.summary.FileWriter(FLAGS.eval_dir, evaluator.graph)
   last_evaluated = None
   said_waiting = said_next = False
@@ -130,12 +135,19 @@ def evaluate(cfg, split):
           print('Note: %s' % resolution.note, flush=True)
         last_note = resolution.note
         last_evaluated = checkpoint
-        try:
-          evaluator.evaluate(checkpoint, writer)
-        except UserError as e:
-          if FLAGS.run_once:
-            raise
-          print('Skipping: %s' % e, flush=True)
+        step = evaluation.checkpoint_step(checkpoint)
+        if step in scored:
+          print('%s is already scored in --eval_dir=%s (precision @ 1 = '
+                '%.3f); waiting for a newer checkpoint.' % (
+                    os.path.basename(checkpoint), FLAGS.eval_dir,
+                    scored[step]), flush=True)
+        else:
+          try:
+            evaluator.evaluate(checkpoint, writer)
+          except UserError as e:
+            if FLAGS.run_once:
+              raise
+            print('Skipping: %s' % e, flush=True)
       elif checkpoint != last_evaluated:
         unreadable_once = checkpoint
       if FLAGS.run_once:

@@ -1,7 +1,13 @@
 """Measures training and evaluation speed on this machine and this runtime.
 
     python bench/benchmark.py                  # the full table, about 10 minutes
+    python bench/benchmark.py --quick          # a rough table in 2-3 minutes
     python bench/benchmark.py --reps 1 --steps 200 --only train,memory
+
+--quick is --reps 1 --steps 120 --warmup_steps 40 --train_records 10000
+--only train,memory,eval (any of those given as well wins): one repetition,
+good for seeing that everything runs and for rough figures, not for
+comparing close ones.
 
 It writes synthetic data in the real format of --dataset (CIFAR-10's binary
 records by default, 50,000 training and 10,000 test; MNIST's IDX files,
@@ -56,6 +62,9 @@ DATASETS = tuple(TRAIN_EXAMPLES)  # datasets.NAMES
 ROWS = ('train', 'multi1', 'multi2', 'memory', 'eval')
 PRECISIONS = ('float32', 'bfloat16', 'float16')  # precision.PRECISIONS
 LOG_LINE = re.compile(r'step (\d+), loss = \S+ \(([\d.]+) examples/sec')
+# What --quick stands for.
+QUICK = ('--reps=1', '--steps=120', '--warmup_steps=40',
+         '--train_records=10000', '--only=train,memory,eval')
 EVAL_LINE = re.compile(r'eval (\d+) images in ([\d.]+) s')
 
 
@@ -118,7 +127,14 @@ def parse_args(argv):
                       help=argparse.SUPPRESS)
   parser.add_argument('--session', choices=['default', 'train'],
                       default='default', help=argparse.SUPPRESS)
+  parser.add_argument('--quick', action='store_true',
+                      help='a rough table in a few minutes: %s (any of '
+                      'those options given as well wins)' % ' '.join(QUICK))
   args, rest = parser.parse_known_args(argv)
+  if args.quick:
+    given = set(arg.split('=')[0] for arg in argv)
+    args, rest = parser.parse_known_args(
+        [arg for arg in QUICK if arg.split('=')[0] not in given] + argv)
   args.rest = rest
   if args.train_records is None:
     args.train_records = TRAIN_EXAMPLES[args.dataset]
@@ -320,11 +336,22 @@ def cpu_description():
       has('amx_tile', 'amx_bf16', 'amx_int8'))
 
 
+def _quiet_output(code):
+  """The stdout of `python -c code`; its stderr (TensorFlow's start-up log
+  lines and deprecation warnings) is shown only when it fails."""
+  proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True)
+  if proc.returncode:
+    sys.stderr.write(proc.stderr)
+    raise SystemExit('benchmark.py: error: a helper process failed (exit %d)'
+                     % proc.returncode)
+  return proc.stdout
+
+
 def runtime_description(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r); import cifar10; '
           'import tensorflow as t; print(t.__version__)' % args.repo)
-  version = subprocess.check_output([sys.executable, '-c', code],
-                                    universal_newlines=True).strip()
+  version = _quiet_output(code).strip()
   return 'TensorFlow %s, Python %s' % (version.splitlines()[-1],
                                        platform.python_version())
 
@@ -341,8 +368,7 @@ def thread_settings(args):
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'
           % (args.repo, shlex.split(args.script_args)))
-  out = subprocess.check_output([sys.executable, '-c', code],
-                                universal_newlines=True)
+  out = _quiet_output(code)
   return out.strip().splitlines()[-1] + ' (0 = TensorFlow decides)'
 
 
@@ -362,7 +388,8 @@ def print_table(args, results):
           for r in results.get(('memory_default', precisions[0]), [])]
   print()
   print('| %s | examples/sec, median of logged after step %d [min-max] '
-        '| vs baseline | average start to finish | start to first step (s) '
+        '| vs baseline | average examples/sec, start to finish '
+        '| start to first step (s) '
         '| peak memory (MB) | CPU ms per example |'
         % ('row' + args.label, args.warmup_steps))
   print('|---|---|---|---|---|---|---|')

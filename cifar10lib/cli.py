@@ -35,6 +35,7 @@ from cifar10lib import flag_groups
 from cifar10lib import models
 from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
+from cifar10lib import script_help
 from cifar10lib import precision as precision_lib
 from cifar10lib import schedules
 from cifar10lib import training
@@ -316,6 +317,8 @@ def run(main, towers=None, describe=True, positional=False):
       flag_groups.require_finite(name)
 
   def parse(argv):
+    if script_help.requested(argv[1:]):
+      script_help.print_and_exit(argv)
     try:
       rest = FLAGS(argv)
     except flags.CantOpenFlagFileError as e:

@@ -14,6 +14,8 @@ import signal
 import sys
 import warnings
 
+from cifar10lib import script_help
+
 # The shell's status for a process ended by SIGINT (128 + 2).
 INTERRUPTED_STATUS = 128 + signal.SIGINT
 
@@ -64,8 +66,38 @@ def _import_tensorflow_quietly():
 
 
 
-_import_tensorflow_quietly()
-import tensorflow.compat.v1 as tf  # pylint: disable=wrong-import-position
+class _StandIn(object):
+  """Stands in for TensorFlow in a process that only prints a script's help.
+
+  Every attribute, call and class base made of it is another stand-in or a
+  plain object: the library's modules load and define their flags, whose
+  defaults never come from TensorFlow, and nothing of it ever runs.
+  """
+
+  def __init__(self, name):
+    self._name = name
+
+  def __getattr__(self, attr):
+    return _StandIn(self._name + '.' + attr)
+
+  def __call__(self, *args, **kwargs):
+    return _StandIn(self._name + '()')
+
+  def __mro_entries__(self, bases):  # a class deriving from a TF class
+    return (object,)
+
+  def __repr__(self):
+    return '<stand-in for %s>' % self._name
+
+
+# `python SCRIPT --help` prints help and exits (cli.run) before anything
+# would use TensorFlow: it is not imported, which takes seconds.
+HELP_ONLY = script_help.requested(sys.argv[1:])
+if HELP_ONLY:
+  tf = _StandIn('tf')
+else:
+  _import_tensorflow_quietly()
+  import tensorflow.compat.v1 as tf  # pylint: disable=wrong-import-position
 
 if _SIGINT_DEFAULT:
   signal.signal(signal.SIGINT, signal.default_int_handler)

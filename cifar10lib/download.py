@@ -10,11 +10,19 @@ downloaded the same way (from the official location, else a mirror), and
 the four are unzipped into a staging directory, which becomes mnist/ once
 their headers check out. The verified .gz files stay in the data directory,
 as the tarball does, so that an interrupted attempt need not fetch them again.
+
+A tarball or .gz file that the user put in the data directory is never
+downloaded over. When its MD5 is not the official one (a mirror's
+re-compressed copy holds the same records in other bytes), its content is
+checked as an unpacked copy's would be (member paths, record sizes and
+labels; IDX headers, counts and labels) and used with a one-line note, or
+refused with an error naming the file.
 """
 from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import collections
 import gzip
 import hashlib
 import os
@@ -168,6 +176,38 @@ class _ChecksumError(DownloadError):
   """The bytes arrived but are not the expected file."""
 
 
+class _LocalCopyError(DownloadError):
+  """A copy the user put in the data directory cannot be used; the message
+  names it and says what to do."""
+
+
+def _local_copy(path, expected_md5):
+  """None when path is absent, else the MD5 it has when not expected_md5
+  ('' when it is the official file)."""
+  if not os.path.isfile(path):
+    return None
+  actual = _md5(path)
+  return '' if actual == expected_md5 else actual
+
+
+def _unofficial_note(path, actual_md5, expected_md5, checks):
+  print('Note: %s is not the official file (MD5 %s, official %s); its '
+        'content passed the checks of an unpacked copy (%s), so it is used.'
+        % (path, actual_md5, expected_md5, checks), flush=True)
+
+
+def _refuse_local(copies, data_dir, ds, problem):
+  """Raises _LocalCopyError for copies {path: (its MD5, the official MD5)}."""
+  them = 'it' if len(copies) == 1 else 'them'
+  raise _LocalCopyError(
+      '--data_dir=%s has no %s/, and %s, already there, cannot be used: %s; '
+      'replace %s with the official file, or delete %s to have it downloaded'
+      % (data_dir, ds.batches_dir, ' and '.join(
+          '%s (MD5 %s, not the official %s)' % (path, actual, official)
+          for path, (actual, official) in copies.items()), problem, them,
+          them))
+
+
 def _download_any(urls, dest_dir, expected_md5, name, deadline_secs):
   """_download from the first of urls (directories) that works."""
   problems = []
@@ -196,21 +236,40 @@ def _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs):
   downloaded. The directory appears whole, or not at all.
   """
   staging = tempfile.mkdtemp(prefix='.extract-', dir=data_dir)
+  unofficial = collections.OrderedDict()  # user's .gz files -> their MD5
   try:
     target = os.path.join(staging, ds.batches_dir)
     os.mkdir(target)
     for name, md5 in ds.md5.items():
       path = os.path.join(data_dir, name)
-      if not (os.path.isfile(path) and _md5(path) == md5):
+      local = _local_copy(path, md5)
+      if local is None:
         downloaded.append(_download_any(urls, data_dir, md5, name,
                                         deadline_secs))
-      _gunzip(path, os.path.join(target, name[:-len('.gz')]))
+      elif local:
+        unofficial[path] = local
+      try:
+        _gunzip(path, os.path.join(target, name[:-len('.gz')]))
+      except DownloadError as e:
+        if path in unofficial:
+          _refuse_local({path: (unofficial[path], md5)}, data_dir, ds,
+                        str(e).split(': ', 1)[1])
+        raise
     try:
       datasets.count_examples(
           datasets.data_files(staging, False, ds) +
           datasets.data_files(staging, True, ds), ds)
     except DataError as e:
-      raise DownloadError(str(e).replace(target + os.sep, ''))
+      problem = str(e).replace(target + os.sep, '')
+      if unofficial:
+        _refuse_local(collections.OrderedDict(
+            (path, (actual, ds.md5[os.path.basename(path)]))
+            for path, actual in unofficial.items()), data_dir, ds,
+                      'unpacked, %s' % problem)
+      raise DownloadError(problem)
+    for path, actual in unofficial.items():
+      _unofficial_note(path, actual, ds.md5[os.path.basename(path)],
+                       'IDX headers, sizes, counts and labels')
     os.rename(target, os.path.join(data_dir, ds.batches_dir))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
@@ -256,12 +315,24 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
       _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs)
     else:
       tarball = os.path.join(data_dir, ds.tarball)
-      if not (os.path.isfile(tarball) and _md5(tarball) == expected_md5):
+      local = _local_copy(tarball, expected_md5)
+      if local is None:
         tarball = _download(url, data_dir, expected_md5, ds.tarball,
                             deadline_secs)
         downloaded.append(tarball)
-      _extract(tarball, data_dir, ds)
+      try:
+        _extract(tarball, data_dir, ds)
+      except DownloadError as e:
+        if local:
+          _refuse_local({tarball: (local, expected_md5)}, data_dir, ds,
+                        str(e).replace(tarball + ': ', ''))
+        raise
+      if local:
+        _unofficial_note(tarball, local, expected_md5,
+                         'member paths, record sizes and labels')
     done = True
+  except _LocalCopyError:
+    raise
   except _ChecksumError as e:
     raise DownloadError(
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s): '

@@ -12,7 +12,9 @@ from __future__ import division
 from __future__ import print_function
 
 from datetime import datetime
+import glob
 import os
+import re
 import signal
 
 import numpy as np
@@ -140,7 +142,7 @@ class Evaluator(object):
              os.path.basename(checkpoint)), flush=True)
     event = tf.Summary()
     event.ParseFromString(summary)
-    event.value.add(tag='Precision @ 1', simple_value=precision)
+    event.value.add(tag=PRECISION_TAG, simple_value=precision)
     writer.add_summary(event, step)
     writer.flush()
     return correct, total, step
@@ -191,6 +193,30 @@ def tta_logits(images, logits_fn, level):
   count = tf.shape(images)[0]
   parts = [logits[i * count:(i + 1) * count] for i in range(len(views))]
   return tf.add_n([w * p for (_, w), p in zip(views, parts)])
+
+
+PRECISION_TAG = 'Precision @ 1'
+
+
+def scored_steps(eval_dir):
+  """{global step: precision} of the Precision points already in eval_dir's
+  event files (none when it has none, or an event file cannot be read)."""
+  scored = {}
+  for path in sorted(glob.glob(os.path.join(eval_dir, 'events.out.tfevents.*'))):
+    try:
+      for event in tf.train.summary_iterator(path):
+        for value in event.summary.value:
+          if value.tag == PRECISION_TAG:
+            scored[event.step] = value.simple_value
+    except (tf.errors.OpError, IOError):
+      continue  # a truncated file: what it held before still counts
+  return scored
+
+
+def checkpoint_step(path):
+  """The step in a checkpoint's name (model.ckpt-N), or None."""
+  match = re.search(r'-(\d+)$', path)
+  return int(match.group(1)) if match else None
 
 
 def count_correct(probabilities, labels):

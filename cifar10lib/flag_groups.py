@@ -52,7 +52,9 @@ MAX_INT64 = 2 ** 63 - 1
 _GROUPS = {
     'data': [
         ('string', 'data_dir', datasets.DATA_DIR,
-         'Path to the CIFAR-10 data directory.', {}),
+         'Path to the data directory: it holds cifar-10-batches-bin/, '
+         'cifar-100-binary/ or mnist/ (see --dataset), downloaded there when '
+         'missing.', {}),
         ('enum', 'dataset', 'cifar10',
          'The data: CIFAR-10 (cifar-10-batches-bin/ in --data_dir), '
          'CIFAR-100 (cifar-100-binary/) or MNIST (mnist/, its IDX files).', {'enum_values': list(datasets.DATASETS)}),
@@ -89,7 +91,11 @@ _GROUPS = {
          'those flags given overrides. --norm, --top_layers and '
          '--dropout_keep_prob shape the tutorial\'s network only.',
          {'enum_values': [cifar10.MODEL] + sorted(models.NETWORKS)}),
-        ('boolean', 'use_fp16', False, 'Train the model using fp16.', {}),
+        ('boolean', 'use_fp16', False,
+         'Train the model using fp16 (the tutorial\'s flag: variables, '
+         'checkpoints and summaries in float16 too). --precision is the '
+         'other way: reduced-precision arithmetic with float32 variables '
+         'and checkpoints.', {}),
         ('enum', 'augmentation', cifar10_input.TUTORIAL_AUGMENTATION,
          'Input mode: "tutorial" (24x24 crops, flips, brightness and '
          'contrast; evaluation\'s central crop) or "translate_flip" (full '

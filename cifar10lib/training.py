@@ -104,7 +104,16 @@ class _LoggerHook(tf.train.SessionRunHook):
     # increment; alone, this process knows the step exactly by counting.
     self.step = (step_before + 1 if self._own_steps else
                  self._created_step + self.runs - self._created_runs)
-    if (self.runs if self._own_steps else self.step) % self._log_frequency == 0:
+    logs = (self.runs if self._own_steps else self.step) % self._log_frequency
+    if self.runs == 1 and logs:
+      # The first step waits for the shuffling queue and may take long; one
+      # line shows the run is alive. It has no ": step " in it, so that what
+      # reads the tutorial's lines skips it.
+      print('%s: first step done in %.1f s, loss = %.2f; a progress line '
+            'follows every %d steps' % (
+                datetime.now(), time.time() - self._start_time, self.loss,
+                self._log_frequency), flush=True)
+    if logs == 0:
       now = time.time()
       steps = (self.runs - self._start_runs if self._own_steps
                else self.step - self._start_step)

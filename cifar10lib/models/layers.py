@@ -15,7 +15,7 @@ import re
 
 from cifar10lib.compat import tf
 
-BATCH_NORM_DECAY = 0.99           # of the moving mean and variance
+BATCH_NORM_DECAY = 0.99           # of the moving mean and variance, at most
 BATCH_NORM_EPSILON = 1e-3
 
 
@@ -70,6 +70,20 @@ def variable_with_weight_decay(name, shape, stddev, wd, dtype):
   return var
 
 
+def _moving_decay(dtype):
+  """BATCH_NORM_DECAY ramped with the global step (see batch_norm).
+
+  Every trainer makes the global step before the model; a graph without
+  one (a test's) keeps the fixed decay.
+  """
+  step = tf.train.get_global_step()
+  if step is None:
+    return BATCH_NORM_DECAY
+  step = tf.cast(step, tf.float32)
+  return tf.cast(tf.minimum(BATCH_NORM_DECAY, (1.0 + step) / (10.0 + step)),
+                 dtype)
+
+
 def batch_norm(x, axes, train, dtype):
   """Batch normalization of x over axes, with a learned offset and scale.
 
@@ -77,6 +91,12 @@ def batch_norm(x, axes, train, dtype):
   the moving mean and variance to the UPDATE_OPS collection (the trainers
   run them with the train op); evaluation normalizes with the moving ones,
   which are variables and so are saved in checkpoints.
+
+  The moving statistics' decay ramps up with the global step, as the
+  weights' moving average does with num_updates: min(BATCH_NORM_DECAY,
+  (1 + step) / (10 + step)). A fixed 0.99 would keep two thirds of the
+  initial zeros and ones after 100 steps, and a short run would evaluate
+  at chance; from step 890 on the decay is 0.99, as before.
   """
   shape = x.shape.as_list()[len(axes):]
   beta = variable_on_cpu('beta', shape, tf.zeros_initializer(), dtype)
@@ -88,9 +108,10 @@ def batch_norm(x, axes, train, dtype):
                                     trainable=False)
   if train:
     mean, variance = tf.nn.moments(x, axes)
+    decay = _moving_decay(moving_mean.dtype.base_dtype)
     for moving, batch in ((moving_mean, mean), (moving_variance, variance)):
       tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, tf.assign_sub(
-          moving, (moving - batch) * (1.0 - BATCH_NORM_DECAY)))
+          moving, (moving - batch) * (1.0 - decay)))
   else:
     mean, variance = moving_mean, moving_variance
   return tf.nn.batch_normalization(x, mean, variance, beta, gamma,

@@ -135,7 +135,7 @@ def evaluate(args, name, flags, data_dir, paths):
   evaluator = evaluation.Evaluator(
       split, split.num_examples, None, 1000, False,
       cfg.model_options(train=False), cfg.moving_average, cfg.preprocessing,
-      cli.full_images(cfg), args.tta)
+      full=cli.full_images(cfg), tta=args.tta)
   writer = tf.summary.FileWriter(os.path.join(args.out_dir, name, 'eval_' +
                                               os.path.basename(data_dir)))
   precisions = {}

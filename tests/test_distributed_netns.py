@@ -285,8 +285,12 @@ def test_lost_worker_host_stops_sync_training_in_one_line_then_resumes(
       'in %s is kept' % (SCRIPT, WORKER_TIMEOUT_SECS, train_dir)), out
   assert_kept(train_dir, kept)
   last, step = latest(train_dir)
-  # The host is back: its worker and the chief start again, the ps never
-  # stopped.
+  # The host is back: the whole cluster starts again from the chief's last
+  # checkpoint. (The ps still holds the lost update's half-gathered
+  # gradients, which a new synchronous round may wait on.)
+  cluster.signal('ps', signal.SIGKILL)
+  cluster.wait('ps', HANG_SECS)
+  start_task(cluster, 'ps_again', 'ps', 0)
   flags.append('--max_steps=%d' % (step + 4))
   start_task(cluster, 'worker1_again', 'worker', 1, flags)
   start_task(cluster, 'worker0_again', 'worker', 0, flags)

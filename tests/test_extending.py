@@ -48,7 +48,7 @@ def test_adding_a_network(monkeypatch):
   # README: write models/<name>.py with inference(images, num_classes,
   # train), and add it to models.NETWORKS.
   monkeypatch.setitem(models.NETWORKS, 'tiny',
-                      models.Network(_tiny_network, None, None))
+                      models.Network(_tiny_network, None, None, None, None))
   cfg = config.build({'model': 'tiny'})
   rng = np.random.RandomState(0)
   images = rng.standard_normal([8, 24, 24, 3]).astype(np.float32)

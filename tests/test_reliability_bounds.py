@@ -135,8 +135,14 @@ def test_the_largest_values_taken_still_train(tmp_path):
       '--min_fraction_of_examples_in_queue', '0.05', '--lr_schedule',
       'cosine_restarts', '--restart_epochs', '1e9', '--learning_rate', '1e6',
       check=False, timeout=180)
-  assert result.returncode == 1
   # TensorFlow 1.15's C++ start-up notes may come first in a forked run.
   lines = [l for l in result.stderr.splitlines()
            if not re.match(r'^\d{4}-\d\d-\d\d [\d:.]+: [IWE] tensorflow/', l)]
-  assert len(lines) == 1 and 'loss is NaN at step' in lines[0], result.stderr
+  # Three steps of batch 1 at that rate diverge, or (the data and the
+  # initial weights permitting) end before they do: either way no traceback.
+  if result.returncode == 0:
+    assert 'Done at step 3' in result.stdout and not lines, result.stderr
+  else:
+    assert result.returncode == 1
+    assert len(lines) == 1 and 'loss is NaN at step' in lines[0], (
+        result.stderr)

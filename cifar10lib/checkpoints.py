@@ -202,14 +202,20 @@ def write_state(directory, checkpoint, all_checkpoints):
       all_model_checkpoint_paths=[os.path.relpath(p, directory)
                                   for p in all_checkpoints])
   path = os.path.join(directory, STATE_FILE)
+  write_atomically(path, text_format.MessageToString(state), 'rewrite')
+
+
+def write_atomically(path, text, verb='write'):
+  """Writes text to path through a temporary file renamed over it, so that
+  a reader never sees half of it; raises UserError (cannot <verb> path)."""
   try:
-    fd, temp = tempfile.mkstemp(prefix=STATE_FILE + '.', suffix='.tmp',
-                                dir=directory)
+    fd, temp = tempfile.mkstemp(prefix=os.path.basename(path) + '.',
+                                suffix='.tmp', dir=os.path.dirname(path))
   except OSError as e:
-    raise UserError('cannot rewrite %s: %s' % (path, e.strerror or e))
+    raise UserError('cannot %s %s: %s' % (verb, path, e.strerror or e))
   try:
     with os.fdopen(fd, 'w') as f:
-      f.write(text_format.MessageToString(state))
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.chmod(temp, 0o644)
@@ -219,7 +225,7 @@ def write_state(directory, checkpoint, all_checkpoints):
       os.remove(temp)
     except OSError:
       pass
-    raise UserError('cannot rewrite %s: %s' % (path, e.strerror or e))
+    raise UserError('cannot %s %s: %s' % (verb, path, e.strerror or e))
 
 
 def _read(path):

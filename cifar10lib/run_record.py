@@ -15,8 +15,8 @@ from __future__ import print_function
 
 import json
 import os
-import tempfile
 
+from cifar10lib import checkpoints
 from cifar10lib.errors import UserError
 
 RECORD_FILE = 'run_options.json'
@@ -54,26 +54,8 @@ def read(directory):
 def write(directory, options):
   """Writes options as directory's record, atomically (a temporary file
   renamed over it), so a reader never sees half of one."""
-  record = path(directory)
-  try:
-    fd, temp = tempfile.mkstemp(prefix=RECORD_FILE + '.', suffix='.tmp',
-                                dir=directory)
-  except OSError as e:
-    raise UserError('cannot write %s: %s' % (record, e.strerror or e))
-  try:
-    with os.fdopen(fd, 'w') as f:
-      json.dump(options, f, indent=1, sort_keys=True)
-      f.write('\n')
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(temp, 0o644)
-    os.replace(temp, record)
-  except OSError as e:
-    try:
-      os.remove(temp)
-    except OSError:
-      pass
-    raise UserError('cannot write %s: %s' % (record, e.strerror or e))
+  checkpoints.write_atomically(
+      path(directory), json.dumps(options, indent=1, sort_keys=True) + '\n')
 
 
 def mismatch(recorded, options, keys=None):

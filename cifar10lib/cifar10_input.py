@@ -17,6 +17,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import collections
 import os
 
 import numpy as np
@@ -166,9 +167,16 @@ def translate_flip(images, keys, epoch, max_shift=MAX_TRANSLATION):
     return out
 
 
-def _translate_flip(images, keys, ds, mean, batch_size,
-                    num_examples_per_epoch):
+class Read(collections.namedtuple('Read', [
+    'keys', 'ranges', 'batch_size', 'num_examples_per_epoch'])):
+  """What an augmentation may need beyond the images: the reader's keys of
+  the records read, the record ranges trained on, the batch and the epoch's
+  size."""
+
+
+def _translate_flip(images, ds, mean, read):
   """translate_flip of normalized images, the epoch the training step's."""
+  keys = _select(read.keys, read.keys, read.ranges, ds)
   with tf.name_scope('data_augmentation'):
     images.set_shape([None, ds.image_size, ds.image_size, ds.depth])
     if mean is not None:
@@ -180,7 +188,8 @@ def _translate_flip(images, keys, ds, mean, batch_size,
     # lag), the same lag for every record in steady state: each record
     # still alternates from one reading to the next.
     epoch = (tf.constant(0, tf.int64) if step is None else
-             tf.cast(step, tf.int64) * batch_size // num_examples_per_epoch)
+             tf.cast(step, tf.int64) * read.batch_size //
+             read.num_examples_per_epoch)
     return translate_flip(images, keys, epoch)
 
 
@@ -225,7 +234,7 @@ def eval_images(images, ds=CIFAR10, mean=None, full=False):
   return images if mean is not None else _standardize(images)
 
 
-def _distort(images, ds, mean=None):
+def _distort(images, ds, mean=None, read=None):
   """The tutorial's training augmentation of a batch of [32, 32, 3] images.
 
   Each image gets its own random crop, flip, brightness delta and contrast
@@ -261,7 +270,7 @@ def _reader(ds):
                                     header_bytes=ds.header_bytes or None)
 
 
-def _shift(images, ds, mean=None):
+def _shift(images, ds, mean=None, read=None):
   """MNIST's training augmentation: random shifts, then standardization."""
   with tf.name_scope('data_augmentation'):
     if mean is not None:
@@ -271,9 +280,11 @@ def _shift(images, ds, mean=None):
     return images if mean is not None else _standardize(images)
 
 
-# Training augmentations by name (datasets.Dataset.augmentation): each takes
-# a batch of decoded float32 images, the Dataset and the preprocessing's mean.
-AUGMENTATIONS = {'tutorial': _distort, 'random_shift': _shift}
+# Training augmentations by name (datasets.Dataset.augmentation, or
+# --augmentation's other INPUT_MODES): each takes a batch of decoded float32
+# images, the Dataset, the preprocessing's mean and the Read.
+AUGMENTATIONS = {'tutorial': _distort, 'random_shift': _shift,
+                 'translate_flip': _translate_flip}
 
 
 def _labels_and_images(keys, values, filenames, ranges, records, ds):
@@ -327,11 +338,11 @@ def distorted_inputs(data_dir, batch_size, filenames=None,
   keys, values = _reader(ds).read_up_to(filename_queue, RECORDS_PER_READ)
   labels, images = _labels_and_images(keys, values, filenames, ranges,
                                       records, ds)
-  if augmentation == TUTORIAL_AUGMENTATION:
-    images = AUGMENTATIONS[ds.augmentation](images, ds, mean)
-  else:
-    images = _translate_flip(images, _select(keys, keys, ranges, ds), ds,
-                             mean, batch_size, num_examples_per_epoch)
+  name = (ds.augmentation if augmentation == TUTORIAL_AUGMENTATION
+          else augmentation)
+  images = AUGMENTATIONS[name](
+      images, ds, mean,
+      Read(keys, ranges, batch_size, num_examples_per_epoch))
 
   min_queue_examples = int(num_examples_per_epoch *
                            min_fraction_of_examples_in_queue)

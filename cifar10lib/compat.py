@@ -65,7 +65,6 @@ def _import_tensorflow_quietly():
   tf_v1.get_logger().setLevel('ERROR')
 
 
-
 class _StandIn(object):
   """Stands in for TensorFlow in a process that only prints a script's help.
 

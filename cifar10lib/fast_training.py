@@ -30,8 +30,6 @@ from __future__ import print_function
 import collections
 import math
 
-import numpy as np
-
 from cifar10lib.compat import tf
 from cifar10lib.errors import UserError
 from cifar10lib.models import whitened_cnn
@@ -59,22 +57,6 @@ def total_steps(epochs, num_examples_per_epoch, examples_per_step):
 def per_example_rate(learning_rate, momentum):
   """The rate for summed gradients that learning_rate per 1,024 examples is."""
   return learning_rate / (KILO * (1.0 + 1.0 / (1.0 - momentum)))
-
-
-def triangle(step, steps):
-  """The rate's multiplier at step of steps (numpy: the tests' oracle)."""
-  fractions, values = zip(*TRIANGLE)
-  return float(np.interp(step, [f * steps for f in fractions], values))
-
-
-def lookahead_decay(step, steps, steps_per_epoch):
-  """The lookahead average's decay at step (0: the average copies the
-  weights; 1 at the last step: the weights become the average)."""
-  if step >= steps:
-    return 1.0
-  if step < LOOKAHEAD_EPOCH * steps_per_epoch:
-    return 0.0
-  return LOOKAHEAD_DECAY * (step / steps) ** 3
 
 
 def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
@@ -189,8 +171,9 @@ def apply_gradients(grads, global_step, lr, recipe, dependencies=(),
         ops.append(opt.apply_gradients(pairs))
   with tf.control_dependencies(ops):
     step_op = tf.assign_add(global_step, 1)
+  trainable = set(tf.trainable_variables())
   averaged = [v for v in tf.global_variables()
-              if v in set(tf.trainable_variables()) or
+              if v in trainable or
               v.op.name.endswith(('moving_mean', 'moving_variance'))]
   with tf.control_dependencies([step_op]):
     return _lookahead(step_op, plan, averaged)

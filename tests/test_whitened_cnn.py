@@ -21,6 +21,24 @@ from cifar10lib.compat import tf
 from cifar10lib.models import whitened_cnn
 
 
+# The recipe's schedules written independently in numpy: the oracles the
+# graph's rate and lookahead are checked against.
+def triangle(step, steps):
+  """The rate's multiplier at step of steps."""
+  fractions, values = zip(*fast_training.TRIANGLE)
+  return float(np.interp(step, [f * steps for f in fractions], values))
+
+
+def lookahead_decay(step, steps, steps_per_epoch):
+  """The lookahead average's decay at step (0 before epoch 3; 1 at the
+  last step, where the weights become the average)."""
+  if step >= steps:
+    return 1.0
+  if step < fast_training.LOOKAHEAD_EPOCH * steps_per_epoch:
+    return 0.0
+  return fast_training.LOOKAHEAD_DECAY * (step / steps) ** 3
+
+
 def _correlated_images(n=40, seed=0):
   """Images whose neighbouring pixels and channels are strongly correlated."""
   rng = np.random.RandomState(seed)
@@ -147,7 +165,7 @@ def _numpy_recipe(initial, grads, groups, steps, batch, epoch_examples):
   averages = {k: v.astype(np.float64) for k, v in initial.items()}
   rates = []
   for step in range(steps):
-    lr = base * batch * fast_training.triangle(step, total)
+    lr = base * batch * triangle(step, total)
     rates.append(lr)
     for k in params:
       scale = {'bn': 64.0, 'whiten': 1.0 if step / per_epoch < 3 else 0.0,
@@ -158,7 +176,7 @@ def _numpy_recipe(initial, grads, groups, steps, batch, epoch_examples):
       params[k] = params[k] - lr * scale * (g + RECIPE.momentum * accums[k])
     done = step + 1
     if done % 5 == 0 or done == total:
-      d = fast_training.lookahead_decay(done, total, per_epoch)
+      d = lookahead_decay(done, total, per_epoch)
       for k in params:
         averages[k] = d * averages[k] + (1 - d) * params[k]
         params[k] = averages[k].copy()
@@ -197,13 +215,13 @@ def test_decoupled_nesterov_steps_match_the_numpy_recipe():
 
 
 def test_triangle_and_lookahead_schedules():
-  assert fast_training.triangle(0, 100) == pytest.approx(0.2)
-  assert fast_training.triangle(23, 100) == pytest.approx(1.0)
-  assert fast_training.triangle(100, 100) == pytest.approx(0.07)
-  assert fast_training.lookahead_decay(10, 100, 5.0) == 0.0   # before epoch 3
-  assert fast_training.lookahead_decay(50, 100, 5.0) == pytest.approx(
+  assert triangle(0, 100) == pytest.approx(0.2)
+  assert triangle(23, 100) == pytest.approx(1.0)
+  assert triangle(100, 100) == pytest.approx(0.07)
+  assert lookahead_decay(10, 100, 5.0) == 0.0   # before epoch 3
+  assert lookahead_decay(50, 100, 5.0) == pytest.approx(
       0.95 ** 5 * 0.5 ** 3)
-  assert fast_training.lookahead_decay(100, 100, 5.0) == 1.0
+  assert lookahead_decay(100, 100, 5.0) == 1.0
   # 11.5 per 1,024 examples with momentum 0.85, as a per-example rate.
   assert fast_training.per_example_rate(11.5, 0.85) == pytest.approx(
       11.5 / 7850.67, rel=1e-5)

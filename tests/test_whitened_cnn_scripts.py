@@ -12,6 +12,7 @@ import numpy as np
 import fakes
 from conftest import run_script
 from test_networks_scripts import _png
+from test_whitened_cnn import triangle
 from cifar10lib import fast_training
 
 TIMEOUT = 400   # a bound against hangs on a loaded machine, not a timing
@@ -41,7 +42,7 @@ def test_train_resume_evaluate_with_tta_and_classify(tmp_path):
   assert max(step for step, _ in rates) >= 8
   base = fast_training.per_example_rate(11.5, 0.85) * 8
   for step, rate in rates:
-    assert any(np.isclose(rate, base * fast_training.triangle(s, 10),
+    assert any(np.isclose(rate, base * triangle(s, 10),
                           rtol=1e-5) for s in (step - 1, step)), (step, rate)
   counts = {}
   for tta in ('0', '1', '2'):

@@ -1,7 +1,7 @@
 """Shared fixtures, and helpers that run the repository's scripts and judge
 what they did (the one-line error contract, the disk left as it was).
 
-Every test makes its own data (fakes.py), a few hundred records, so the
+Every test makes its own data (the fakes package), a few hundred records, so the
 suite needs neither the network nor the real 170 MB download. Whatever a
 test writes goes under pytest's temporary directory: a session-wide check
 fails the run if the scripts' default directories under /tmp gained anything.
@@ -9,6 +9,7 @@ fails the run if the scripts' default directories under /tmp gained anything.
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -185,9 +186,13 @@ def assert_unchanged(before, after, events_may_appear_in=None):
   assert {p: after.get(p) for p in before} == before
 
 
-def one_error_line(result, script, *words):
-  """Asserts the one-line error contract; returns the line."""
-  assert result.returncode != 0, result.stdout + result.stderr
+def one_error_line(result, script, *words, status=None):
+  """Asserts the one-line error contract (exit status `status` if given,
+  else any failure); returns the line."""
+  if status is None:
+    assert result.returncode != 0, result.stdout + result.stderr
+  else:
+    assert result.returncode == status, result.stdout + result.stderr
   assert 'Traceback' not in result.stderr, result.stderr
   lines = [l for l in result.stderr.splitlines() if l.strip()]
   assert len(lines) == 1, result.stderr
@@ -197,14 +202,38 @@ def one_error_line(result, script, *words):
     assert str(word) in line, (word, line)
   return line
 
+def grey_png(tmp_path):
+  """A 32x32 grey PNG in tmp_path, for the classifier."""
+  return fakes.write_png(tmp_path / 'img.png',
+                         np.full([32, 32, 3], 100, np.uint8))
+
+
+def evaluate(data, checkpoint_dir, tmp_path, *args, check=True):
+  """cifar10_eval.py --run_once on 40 test examples."""
+  return run_script('cifar10_eval.py', '--data_dir', data, '--checkpoint_dir',
+                    checkpoint_dir, '--eval_dir', str(tmp_path / 'eval'),
+                    '--run_once', '--num_examples', '40', '--batch_size', '20',
+                    *args, check=check)
+
+
+def classify(data, checkpoint_dir, img, *args, check=True):
+  return run_script('cifar10_classify.py', '--data_dir', data,
+                    '--checkpoint_dir', checkpoint_dir, *(list(args) + [img]),
+                    check=check)
+
+
 class Proc(object):
   """A script running in the background, its output collected line by line."""
 
   def __init__(self, script, *args):
+    env = dict(os.environ)
+    env.pop('TF_CONFIG', None)   # a cluster of the caller's is not the test's
+    # Its own session, as a shell's job: kill() ends it and its children.
     self.popen = subprocess.Popen(
         [sys.executable, os.path.join(REPO, script)] + list(args),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, cwd=REPO, preexec_fn=as_a_terminal_starts_it)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        universal_newlines=True, cwd=REPO, start_new_session=True,
+        preexec_fn=as_a_terminal_starts_it)
     self.out, self.err = [], []
     self._readers = [threading.Thread(target=self._read, args=(s, lines))
                      for s, lines in ((self.popen.stdout, self.out),
@@ -225,6 +254,11 @@ class Proc(object):
   @property
   def stderr(self):
     return ''.join(self.err)
+
+  @property
+  def lines(self):
+    """stdout's lines so far, without their newlines."""
+    return [line.rstrip('\n') for line in self.out]
 
   def wait_for(self, predicate, what, timeout=WAIT_SECS):
     """Polls predicate() until true; fails, killing the script, on timeout."""
@@ -253,6 +287,12 @@ class Proc(object):
     for reader in self._readers:
       reader.join(10)
     return rc
+
+  def kill(self):
+    """SIGKILL to the script's whole session, if it still runs."""
+    if self.popen.poll() is None:
+      os.killpg(self.popen.pid, signal.SIGKILL)
+    self.finish()
 
 
 # Drops root's power to read any file whatever its mode, for the cases of an

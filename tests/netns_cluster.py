@@ -119,6 +119,7 @@ class Cluster(object):
     self.bridge = self.prefix + '-br'
     self.hosts = ['%s-h%d' % (self.prefix, i) for i in range(num_hosts)]
     self._procs = {}
+    self._namespace_of = {}   # name of a started process -> its namespace
     self._made = []
 
   def __enter__(self):
@@ -179,6 +180,7 @@ class Cluster(object):
       command = [sys.executable, os.path.join(REPO, command[0])] + command[1:]
     log = open(self.log_path(name), 'w')
     try:
+      self._namespace_of[name] = namespace
       self._procs[name] = subprocess.Popen(
           ['ip', 'netns', 'exec', namespace] + command, cwd=REPO,
           env=full_env, stdout=log, stderr=subprocess.STDOUT,
@@ -265,16 +267,27 @@ class Cluster(object):
       time.sleep(0.05)
 
   def kill_host(self, host):
-    """SIGKILLs every process of host, as if it lost its power."""
-    pids = _pids_in(self.hosts[host])
-    for pid in pids:
-      try:
-        os.kill(pid, signal.SIGKILL)
-      except OSError:
-        pass
-    for proc in self._procs.values():
-      if proc.pid in pids:
-        proc.wait()
+    """SIGKILLs every process of host, as if it lost its power.
+
+    Those this cluster started there are killed by their own pid as well:
+    `ip netns pids` scans /proc and can miss a process on a busy machine.
+    """
+    namespace = self.hosts[host]
+    started = [proc for name, proc in self._procs.items()
+               if self._namespace_of.get(name) == namespace]
+    for _ in range(3):
+      pids = set(_pids_in(namespace)) | {
+          proc.pid for proc in started if proc.poll() is None}
+      if not pids:
+        break
+      for pid in pids:
+        try:
+          os.kill(pid, signal.SIGKILL)
+        except OSError:
+          pass
+      time.sleep(0.05)
+    for proc in started:
+      proc.wait()
 
   # ------------------------------------------------------------ cleanup
 

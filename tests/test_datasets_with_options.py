@@ -14,10 +14,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import grey_png, run_script
 import fakes
-from test_checkpoint_state import image
-from test_mnist import write_idx
 
 # Every dataset and every preprocessing at least once; MNIST, whose geometry
 # differs from CIFAR's, with both modes that keep a mean of its images.
@@ -28,7 +26,7 @@ VALIDATION = 40
 
 def _write(dataset, data_dir):
   if dataset == 'mnist':
-    write_idx(data_dir, train=200, test=40)
+    fakes.write_idx(data_dir, train=200, test=40)
   else:
     fmt = fakes.CIFAR100 if dataset == 'cifar100' else fakes.CIFAR10
     fakes.write_dataset(data_dir, train_per_file=100, test_records=40,
@@ -62,7 +60,7 @@ def test_plateau_validation_and_classify(dataset, preprocessing, tmp_path):
 
   classified = run_script(
       'cifar10_classify.py', *common, '--checkpoint_dir', train_dir,
-      '--top_k=2', image(tmp_path))
+      '--top_k=2', grey_png(tmp_path))
   line, = [l for l in classified.stdout.splitlines() if 'img.png' in l]
   probabilities = [float(p.rstrip(')').split('(')[-1])
                    for p in line.split(': ', 1)[1].split(', ')]

@@ -3,17 +3,27 @@ HTTP server, and the official sources it fetches from by default.
 
 The server (fakes.DownloadServer) runs in a thread on 127.0.0.1 and serves
 tarballs the tests build; it counts requests, so a test can tell whether
-anything was fetched.
+anything was fetched. Then what a download must refuse or survive: tarballs
+with links, devices or paths outside their directory, redirect loops,
+servers that answer wrongly or trickle, each in one line.
 """
+import hashlib
+import io
 import os
+import re
+import tarfile
+import time
 
 import pytest
 
-from conftest import run_script
+from conftest import one_error_line, run_script, snapshot
 from cifar10lib import cifar10
 import fakes
+from fakes import make_records, write_dataset
 from cifar10lib import datasets
+from cifar10lib import download
 from cifar10lib import errors
+from cifar10lib.errors import DownloadError
 
 TRUNCATED_PREFIX = '/truncated/'
 MISSING_BYTES = 5000   # announced in Content-Length but never sent
@@ -177,3 +187,148 @@ def test_cifar100_source_is_the_official_one():
   assert datasets.dataset('cifar100', 'coarse').num_classes == 20
   assert datasets.dataset('cifar10') is (
       datasets.CIFAR10)
+
+
+# --- Hostile tarballs, redirects, slow and failing servers.
+
+BATCH_FILES = ['data_batch_%d.bin' % i for i in range(1, 6)] + [
+    'test_batch.bin']
+
+
+
+def _tarball(entries):
+  """A gzip tarball of [(TarInfo, bytes or None)]; returns its bytes."""
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+    for info, data in entries:
+      if data is not None:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+      else:
+        tar.addfile(info)
+  return buf.getvalue()
+
+
+def _file(name, data):
+  return tarfile.TarInfo(name), data
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+  info = tarfile.TarInfo(name)
+  info.type = kind
+  info.linkname = target
+  return info, None
+
+
+def _records():
+  return [make_records([j % 10 for j in range(3)], seed=i)[0]
+          for i in range(len(BATCH_FILES))]
+
+
+def _good_files(prefix='cifar-10-batches-bin/'):
+  return [_file(prefix + name, data)
+          for name, data in zip(BATCH_FILES, _records())]
+
+
+def _device(name):
+  info = tarfile.TarInfo(name)
+  info.type = tarfile.CHRTYPE
+  info.devmajor, info.devminor = 1, 3
+  return info, None
+
+
+BAD_TARBALLS = {
+    # The batches directory itself a dangling link, its files "inside" it.
+    'dangling_dir_link': ('cifar-10-batches-bin', [
+        _link('cifar-10-batches-bin', '/nonexistent/elsewhere')] +
+                          _good_files()),
+    'file_link': ('cifar-10-batches-bin/data_batch_1.bin', _good_files()[1:] + [
+        _link('cifar-10-batches-bin/data_batch_1.bin', '/etc/passwd')]),
+    'hard_link': ('cifar-10-batches-bin/data_batch_1.bin', _good_files()[1:] + [
+        _link('cifar-10-batches-bin/data_batch_1.bin',
+              'cifar-10-batches-bin/test_batch.bin', tarfile.LNKTYPE)]),
+    'device': ('cifar-10-batches-bin/null', _good_files() + [
+        _device('cifar-10-batches-bin/null')]),
+    'dot_dot': ('cifar-10-batches-bin/../../escaped', _good_files() + [
+        _file('cifar-10-batches-bin/../../escaped', b'x')]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_TARBALLS))
+def test_tarball_with_unsafe_member_is_refused(tmp_path, server, case):
+  member, entries = BAD_TARBALLS[case]
+  body = _tarball(entries)
+  server.serve('/bad.tar.gz', body)
+  data_dir = tmp_path / 'data'
+  with pytest.raises(DownloadError) as info:
+    download.maybe_download_and_extract(
+        str(data_dir), url=server.url('/bad.tar.gz'),
+        expected_md5=hashlib.md5(body).hexdigest())
+  message = str(info.value)
+  assert '\n' not in message
+  assert 'refusing to unpack member %s' % member in message, message
+  assert not data_dir.exists()   # nothing left behind, not even the dir
+  assert not os.path.exists(str(tmp_path / 'escaped'))
+  assert os.listdir(str(tmp_path)) == []
+
+
+def test_good_tarball_still_unpacks(tmp_path, server):
+  body = _tarball(_good_files())
+  server.serve('/also-good.tar.gz', body)
+  data_dir = tmp_path / 'data'
+  download.maybe_download_and_extract(
+      str(data_dir), url=server.url('/also-good.tar.gz'),
+      expected_md5=hashlib.md5(body).hexdigest())
+  assert sorted(os.listdir(str(data_dir / 'cifar-10-batches-bin'))) == sorted(
+      BATCH_FILES)
+
+
+def test_download_failures_each_in_one_line(tmp_path, server):
+  server.redirect('/loop', '/loop')
+  server.serve('/wrong.tar.gz', b'not the data' * 100)
+  for route, words in [
+      ('/loop', ['redirect', 'infinite loop']),
+      ('/missing.tar.gz', ['HTTP error 404']),
+      ('/wrong.tar.gz', ['checksum mismatch', 'check --data_url',
+                         'trusted copy by hand', 'skips the download'])]:
+    data_dir = tmp_path / 'data'
+    url = server.url(route)
+    result = run_script('cifar10_train.py', '--data_dir', str(data_dir),
+                        '--train_dir', str(tmp_path / 'train'),
+                        '--data_url', url, check=False)
+    line = one_error_line(result, 'cifar10_train.py', status=1)
+    assert line.count(url) == 1, line
+    for word in words + ['could not be fetched', 'unpack it into %s'
+                         % data_dir, '--data_dir=%s' % data_dir]:
+      assert word in line, line
+    assert not os.path.exists(str(data_dir)) and not os.path.exists(
+        str(tmp_path / 'train'))
+
+
+def test_slow_download_shows_progress_and_meets_its_deadline(tmp_path,
+                                                             server):
+  server.serve_slowly('/slow.tar.gz', 1000)
+  data_dir = tmp_path / 'data'
+  start = time.time()
+  result = run_script('cifar10_train.py', '--data_dir', str(data_dir),
+                      '--train_dir', str(tmp_path / 'train'),
+                      '--data_url', server.url('/slow.tar.gz'),
+                      '--download_deadline_secs=7', check=False)
+  assert time.time() - start < 60
+  progress = [l for l in result.stderr.splitlines() if l.startswith('>>')]
+  assert progress and re.match(
+      r'>> Downloading cifar-10-binary.tar.gz: \d+ of 1000 bytes', progress[0])
+  errors = [l for l in result.stderr.splitlines() if not l.startswith('>>')]
+  assert result.returncode == 1 and len(errors) == 1, result.stderr
+  assert 'not finished after 7 s' in errors[0]
+  assert not data_dir.exists()
+
+
+def test_data_dir_with_data_is_not_downloaded(tmp_path, server):
+  # A present data set never touches the network, even a broken one.
+  data_dir = tmp_path / 'data'
+  write_dataset(data_dir)
+  before = snapshot(data_dir)
+  download.maybe_download_and_extract(str(data_dir),
+                                     url=server.url('/missing.tar.gz'))
+  assert snapshot(data_dir) == before

@@ -17,7 +17,7 @@ from cifar10lib import models
 from cifar10lib import schedules
 from cifar10lib.compat import tf
 from cifar10lib.models import layers
-from test_mnist import idx_images_bytes, idx_labels_bytes
+from fakes import idx_images_bytes, idx_labels_bytes
 
 
 def _tiny_network(images, num_classes, train=True):

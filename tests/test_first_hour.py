@@ -10,16 +10,12 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from script_runs import as_a_terminal_starts_it
-from conftest import REPO, run_script
+from conftest import REPO, Proc, run_script
 import fakes
 from cifar10lib.compat import tf
 
@@ -35,7 +31,6 @@ TRAINERS = {
 # log parsers take them by that.
 LOG_LINE = re.compile(r'^\S+ \S+: step \d+, loss = \d+\.\d\d \(\d+\.\d '
                       r'examples/sec; \d+\.\d\d\d sec/batch\)$')
-WAIT_SECS = 180  # a bound against hangs, not a timing check
 
 
 def start_line(data_dir, train_dir=None):
@@ -151,52 +146,6 @@ def test_max_steps_0_on_a_new_train_dir_still_saves_the_initial_weights(
   assert len(event_files(train_dir)) == 1
 
 
-class Background(object):
-  """A script running in the background, its stdout collected as it comes."""
-
-  def __init__(self, script, *args):
-    env = dict(os.environ)
-    env.pop('TF_CONFIG', None)
-    self.popen = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, script)] + list(args),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, cwd=REPO, env=env, start_new_session=True,
-        preexec_fn=as_a_terminal_starts_it)
-    self.lines = []
-    self.errors = []
-    self._readers = [
-        threading.Thread(target=self._read, args=(stream, lines), daemon=True)
-        for stream, lines in ((self.popen.stdout, self.lines),
-                              (self.popen.stderr, self.errors))]
-    for reader in self._readers:
-      reader.start()
-
-  @staticmethod
-  def _read(stream, lines):
-    for line in stream:
-      lines.append(line.rstrip('\n'))
-
-  def wait_for(self, predicate, what):
-    deadline = time.time() + WAIT_SECS
-    while not predicate(self.lines):
-      if self.popen.poll() is not None or time.time() > deadline:
-        self.kill()
-        pytest.fail('gave up waiting for %s\nstdout:\n%s\nstderr:\n%s' % (
-            what, '\n'.join(self.lines), '\n'.join(self.errors)))
-      time.sleep(0.05)
-
-  def finish(self):
-    rc = self.popen.wait(WAIT_SECS)
-    for reader in self._readers:
-      reader.join(10)
-    return rc
-
-  def kill(self):
-    if self.popen.poll() is None:
-      os.killpg(self.popen.pid, signal.SIGKILL)
-    self.finish()
-
-
 def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
     data_dir, tmp_path, caplog):
   train_dir = str(tmp_path / 'train')
@@ -205,7 +154,7 @@ def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
   processes = []
 
   def start(*args):
-    processes.append(Background('cifar10_dist_train.py', *args))
+    processes.append(Proc('cifar10_dist_train.py', *args))
     return processes[-1]
 
   def cluster(workers):
@@ -239,7 +188,7 @@ def test_distributed_chief_says_what_it_does_and_writes_the_graph_once(
             'train' % train_dir) in result.stdout.splitlines()
     for word in ('Resuming from', 'Training on', 'Done'):
       assert word not in result.stdout
-    assert other.finish() == 0, '\n'.join(other.lines + other.errors)
+    assert other.finish() == 0, other.stdout + other.stderr
     assert 'worker 1: ran 0 steps (0 examples); last global step 4' in (
         other.lines)
     assert snapshot(train_dir) == before
@@ -253,20 +202,22 @@ NEXT_LOOK = 'Next look in 1 s (--eval_interval_secs); Ctrl-C stops.'
 
 def test_watching_evaluator_says_when_it_looks_next_once(data_dir, tmp_path):
   train_dir = str(tmp_path / 'train')
-  watcher = Background('cifar10_eval.py', '--data_dir', data_dir,
-                       '--checkpoint_dir', train_dir,
-                       '--eval_dir', str(tmp_path / 'eval'),
-                       '--eval_interval_secs', '1', '--batch_size', '16')
+  watcher = Proc('cifar10_eval.py', '--data_dir', data_dir,
+                 '--checkpoint_dir', train_dir,
+                 '--eval_dir', str(tmp_path / 'eval'),
+                 '--eval_interval_secs', '1', '--batch_size', '16')
   try:
-    watcher.wait_for(lambda lines: NEXT_LOOK in lines, 'the next-look line')
+    watcher.wait_for(lambda: NEXT_LOOK in watcher.lines,
+                     'the next-look line')
     run_script('cifar10_train.py', '--data_dir', data_dir, '--train_dir',
                train_dir, '--max_steps', '2', *FAST)
-    watcher.wait_for(lambda lines: any('precision @ 1' in l for l in lines),
-                     'an evaluation')
+    watcher.wait_for(
+        lambda: any('precision @ 1' in l for l in watcher.lines),
+        'an evaluation')
     # A few more looks, each of which could repeat the line.
     time.sleep(3)
     watcher.popen.send_signal(signal.SIGINT)
-    assert watcher.finish() == 0, '\n'.join(watcher.errors)
+    assert watcher.finish() == 0, watcher.stderr
   finally:
     watcher.kill()
   lines = watcher.lines

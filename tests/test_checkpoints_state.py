@@ -9,15 +9,14 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import zlib
 
 import pytest
 
 from script_runs import as_a_terminal_starts_it
-from conftest import REPO, run_script
+from conftest import (REPO, classify, evaluate, grey_png, one_error_line,
+                      run_script)
 from fakes import write_dataset
 
 TRAIN = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05',
@@ -68,45 +67,6 @@ def write_absolute_state(directory, named_dir, steps=(0, 10, 20)):
               % (named_dir, step))
 
 
-def one_error_line(result, script, *words):
-  assert result.returncode == 1, result.stdout + result.stderr
-  lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1, result.stderr
-  assert lines[0].startswith('%s: error: ' % script), result.stderr
-  for word in words:
-    assert word in lines[0], (word, lines[0])
-  assert 'Traceback' not in result.stderr
-  return lines[0]
-
-
-def evaluate(data, checkpoint_dir, tmp_path, *args, check=True):
-  return run_script('cifar10_eval.py', '--data_dir', data, '--checkpoint_dir',
-                    checkpoint_dir, '--eval_dir', str(tmp_path / 'eval'),
-                    '--run_once', '--num_examples', '40', '--batch_size', '20',
-                    *args, check=check)
-
-
-def image(tmp_path):
-  """A 32x32 grey PNG, written with the standard library."""
-  def chunk(kind, body):
-    return (struct.pack('>I', len(body)) + kind + body +
-            struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
-  rows = b''.join(b'\x00' + bytes([100]) * 96 for _ in range(32))
-  png = (b'\x89PNG\r\n\x1a\n' +
-         chunk(b'IHDR', struct.pack('>IIBBBBB', 32, 32, 8, 2, 0, 0, 0)) +
-         chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
-  path = str(tmp_path / 'img.png')
-  with open(path, 'wb') as f:
-    f.write(png)
-  return path
-
-
-def classify(data, checkpoint_dir, img, *args, check=True):
-  return run_script('cifar10_classify.py', '--data_dir', data,
-                    '--checkpoint_dir', checkpoint_dir, *(list(args) + [img]),
-                    check=check)
-
-
 def test_copy_of_an_absolute_state_resumes_its_own_files_and_leaves_the_source(
     base, tmp_path):
   data = base[0]
@@ -139,7 +99,7 @@ def test_moved_directory_is_read_and_resumed(base, tmp_path):
   os.rename(src, moved)
   evaluated = evaluate(data, moved, tmp_path)
   assert 'global step 20' in evaluated.stdout, evaluated.stdout
-  classified = classify(data, moved, image(tmp_path))
+  classified = classify(data, moved, grey_png(tmp_path))
   assert re.search(r'img\.png: \w+ \(0\.\d{3}\)', classified.stdout)
   result = run_script('cifar10_train.py', '--data_dir', data, '--train_dir',
                       moved, '--max_steps', '30', *TRAIN)
@@ -157,13 +117,14 @@ def test_state_pointing_at_nothing_is_one_line(base, tmp_path):
   trained = run_script('cifar10_train.py', '--data_dir', data, '--train_dir',
                        empty, '--max_steps', '10', *TRAIN, check=False)
   one_error_line(trained, 'cifar10_train.py', '--train_dir', 'checkpoint',
-                 '/nowhere/at/all/model.ckpt-20')
+                 '/nowhere/at/all/model.ckpt-20', status=1)
   assert 'Resuming' not in trained.stdout
   evaluated = evaluate(data, empty, tmp_path, check=False)
-  one_error_line(evaluated, 'cifar10_eval.py', '/nowhere/at/all/model.ckpt-20')
-  classified = classify(data, empty, image(tmp_path), check=False)
+  one_error_line(evaluated, 'cifar10_eval.py',
+                 '/nowhere/at/all/model.ckpt-20', status=1)
+  classified = classify(data, empty, grey_png(tmp_path), check=False)
   one_error_line(classified, 'cifar10_classify.py',
-                 '/nowhere/at/all/model.ckpt-20')
+                 '/nowhere/at/all/model.ckpt-20', status=1)
   assert digests(empty) == before
 
 
@@ -219,7 +180,8 @@ def test_directory_named_checkpoint_is_refused(base, tmp_path):
   before = digests(train_dir)
   result = run_script('cifar10_train.py', '--data_dir', data, '--train_dir',
                       train_dir, '--max_steps', '30', *TRAIN, check=False)
-  one_error_line(result, 'cifar10_train.py', state, 'is a directory')
+  one_error_line(result, 'cifar10_train.py', state, 'is a directory',
+                 status=1)
   assert digests(train_dir) == before
   # Evaluation only reads: it finds the newest checkpoint all the same.
   evaluated = evaluate(data, train_dir, tmp_path)
@@ -237,7 +199,7 @@ def test_latest_checkpoint_moved_away_as_the_readme_advises(base, tmp_path):
   evaluated = evaluate(data, train_dir, tmp_path)
   assert 'global step 10' in evaluated.stdout
   assert 'Traceback' not in evaluated.stderr
-  classified = classify(data, train_dir, image(tmp_path))
+  classified = classify(data, train_dir, grey_png(tmp_path))
   assert 'img.png: ' in classified.stdout
   assert 'model.ckpt-10' in classified.stderr  # its note, on stderr
   kept = digests_of(checkpoint_files(train_dir, 0))
@@ -273,7 +235,7 @@ def test_second_trainer_on_a_directory_refuses_and_eval_runs_beside(
                         '--train_dir', train_dir, '--max_steps', '100000',
                         *TRAIN, check=False)
     one_error_line(second, 'cifar10_train.py', train_dir,
-                   'process %d' % first.pid, 'another trainer')
+                   'process %d' % first.pid, 'another trainer', status=1)
     assert 'Resuming' not in second.stdout
     evaluated = evaluate(data, train_dir, tmp_path)
     assert 'precision @ 1' in evaluated.stdout
@@ -311,7 +273,8 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
   result = limited(train_dir)
   # Resuming does not save model.ckpt-20 again: the first save is at 30.
   line = one_error_line(result, 'cifar10_train.py', train_dir,
-                        'cannot save checkpoint model.ckpt-30', 'needs about')
+                        'cannot save checkpoint model.ckpt-30', 'needs about',
+                        status=1)
   assert re.search(r'ckpt-30: File too large; .* needs about [0-9.]+ MB',
                    line)
   assert not glob.glob(os.path.join(train_dir, '*_temp*'))
@@ -328,12 +291,12 @@ def test_failed_save_removes_its_partial_files_and_keeps_the_rest(
   new_dir = str(tmp_path / 'new' / 'train')
   result = limited(new_dir)
   one_error_line(result, 'cifar10_train.py', 'cannot save checkpoint '
-                 'model.ckpt-0')
+                 'model.ckpt-0', status=1)
   assert not os.path.exists(new_dir)
   # One that was there keeps nothing of it: no events file, no record.
   os.makedirs(new_dir)
   for _ in range(2):
     result = limited(new_dir)
     one_error_line(result, 'cifar10_train.py', 'cannot save checkpoint '
-                   'model.ckpt-0')
+                   'model.ckpt-0', status=1)
   assert os.listdir(new_dir) == []

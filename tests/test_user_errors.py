@@ -1,4 +1,4 @@
-"""Reliability of the scripts against user mistakes, as a user meets them.
+"""User mistakes, as a user meets them: one line, and nothing changed.
 
 Every user mistake (a flag out of range, a bad data file, data that cannot
 be downloaded, a directory that cannot be written, a checkpoint of another
@@ -30,7 +30,6 @@ import fakes
 
 BATCH = '16'
 SCRIPTS = {'train': 'cifar10_train.py', 'eval': 'cifar10_eval.py'}
-
 
 
 # ---------------------------------------------------------------------------
@@ -338,7 +337,7 @@ def test_bad_download(mistake, route, words):
 def test_unusable_tarball_leaves_nothing(tmp_path, served, route, words):
   # The scripts only accept the official tarball's MD5, which hides these
   # cases behind the checksum check; the library takes the expected MD5.
-  body = served.routes[route][0]
+  body = served.routes[route].body
   target = tmp_path / 'cifar10_data'
   target.mkdir()
   (target / 'README.txt').write_text(u'kept\n')

@@ -81,7 +81,7 @@ def test_plateau_decays_exactly_after_patience_evaluations(tmp_path):
   multiplier_after = [1, 1, 1, .1, .1, .1, .1, .01, .01, .001]
   recipe = cifar10.TUTORIAL_RECIPE._replace(
       num_epochs_per_decay=1.0, learning_rate_decay_factor=0.5)
-  schedule = schedules.Schedule(schedules.PLATEAU, 1.0, 2, 2, 0.1)
+  schedule = schedules.Schedule(schedules.PLATEAU, 1.0, 2, 2)
   validator = _ScriptedValidator(results)
   seen = []
   with tf.Graph().as_default():
@@ -90,7 +90,7 @@ def test_plateau_decays_exactly_after_patience_evaluations(tmp_path):
                                            schedule))
     with tf.control_dependencies([lr]):
       train_op = tf.assign_add(global_step, 1)
-    hook = schedules.PlateauHook(validator, schedule, str(tmp_path))
+    hook = schedules.PlateauHook(validator, schedule, 0.1, str(tmp_path))
     with tf.train.MonitoredSession(hooks=[hook]) as sess:
       for _ in range(21):
         step, rate = sess.run([train_op, lr])

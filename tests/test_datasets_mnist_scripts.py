@@ -1,6 +1,6 @@
 """The scripts with --dataset=mnist, run as a student runs them (issue 14).
 
-Small learnable IDX files (test_mnist.write_idx: class c is a bright block
+Small learnable IDX files (fakes.write_idx: class c is a bright block
 at its own place) train a model in a few steps; train, resume, exact eval,
 validation, multi-tower, distributed and classify are run as processes.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script
-from test_mnist import write_idx
+from fakes import write_idx
 
 TRAIN, TEST, BATCH = 600, 200, 32
 LINE = re.compile(r'^\S+ \S+: step (\d+), loss = [0-9.]+ \([0-9.]+ examples/sec;'

@@ -12,7 +12,8 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'bench'))
-import benchmark  # pylint: disable=wrong-import-position
+import benchmark  # noqa: E402  (bench/ is not a package)
+import report  # noqa: E402
 
 
 def test_quick_stands_for_short_options_that_given_ones_override():
@@ -27,8 +28,8 @@ def test_quick_stands_for_short_options_that_given_ones_override():
 
 def test_header_helpers_print_nothing_of_their_own(capfd):
   args = benchmark.parse_args(['--repo', REPO])
-  runtime = benchmark.runtime_description(args)
-  threads = benchmark.thread_settings(args)
+  runtime = report.runtime_description(args)
+  threads = report.thread_settings(args)
   assert runtime.startswith('TensorFlow ') and ', Python ' in runtime
   assert threads.startswith('intra_op 0, inter_op 0, input threads ')
   out, err = capfd.readouterr()

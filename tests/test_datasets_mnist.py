@@ -1,21 +1,20 @@
-"""MNIST's IDX files through the tutorial's pipeline (issue 14), in-process.
+"""MNIST's IDX files through the tutorial's pipeline, in-process.
 
-The files are real IDX files written here (`write_idx`, small); a real
+The files are real IDX files (fakes.write_idx, small); a real
 FixedLengthRecordReader reads them. One test reads the official test set
 from ../shared/data/mnist when it is there.
 """
 import collections
 import gzip
 import hashlib
-import http.server
 import os
-import struct
-import threading
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+import fakes
+from fakes import idx_images_bytes, idx_labels_bytes, write_idx
 
 from cifar10lib import cifar10
 from cifar10lib import cifar10_input
@@ -30,66 +29,6 @@ from cifar10lib import idx
 MNIST = datasets.MNIST
 SHARED = os.path.join(REPO, '..', 'shared')
 SHARED_MNIST = os.path.join(SHARED, 'data', 'mnist')
-
-
-# --- IDX writer (to move to a shared fakes module) ---------------------------
-
-def idx_images_bytes(pixels):
-  """IDX image-file bytes of uint8 pixels [n, rows, cols]."""
-  pixels = np.asarray(pixels, np.uint8)
-  n, rows, cols = pixels.shape
-  return struct.pack('>IIII', 2051, n, rows, cols) + pixels.tobytes()
-
-
-def idx_labels_bytes(labels):
-  labels = np.asarray(labels, np.uint8)
-  return struct.pack('>II', 2049, len(labels)) + labels.tobytes()
-
-
-def make_digits(labels, seed=0, learnable=False):
-  """uint8 images [n, 28, 28] for labels.
-
-  Pixels 0 and 1 of each image hold its index (i % 256, i // 256), so that
-  a test can tell which record an image is. learnable=True draws class c
-  as a bright 10x3 block over faint noise, at rows 2..11 (c < 5) or 16..25
-  and columns 5(c % 5)+2..+4: blocks 2 pixels apart or more, so that the
-  training shifts of up to 2 pixels keep the classes apart.
-  """
-  rng = np.random.RandomState(seed)
-  n = len(labels)
-  pixels = rng.randint(0, 256 if not learnable else 40,
-                       size=(n, 28, 28)).astype(np.uint8)
-  if learnable:
-    for i, c in enumerate(labels):
-      row, col = 14 * (c // 5) + 2, 5 * (c % 5) + 2
-      pixels[i, row:row + 10, col:col + 3] = 255
-  pixels[:, 0, 0] = np.arange(n) % 256
-  pixels[:, 0, 1] = np.arange(n) // 256
-  return pixels
-
-
-def write_idx(data_dir, train=300, test=100, seed=0, learnable=False,
-              gz=False):
-  """Writes data_dir/mnist/ with MNIST's four files (or the .gz files into
-  data_dir when gz). Returns {'train': (labels, pixels), 'test': ...}."""
-  rng = np.random.RandomState(seed)
-  out = {}
-  target = str(data_dir) if gz else os.path.join(str(data_dir), 'mnist')
-  os.makedirs(target, exist_ok=True)
-  for prefix, key, n in (('train', 'train', train), ('t10k', 'test', test)):
-    labels = rng.randint(0, 10, size=n).astype(np.uint8)
-    pixels = make_digits(labels, seed + len(out), learnable)
-    for kind, data in (('images-idx3', idx_images_bytes(pixels)),
-                       ('labels-idx1', idx_labels_bytes(labels))):
-      name = '%s-%s-ubyte' % (prefix, kind)
-      if gz:
-        with gzip.open(os.path.join(target, name + '.gz'), 'wb') as f:
-          f.write(data)
-      else:
-        with open(os.path.join(target, name), 'wb') as f:
-          f.write(data)
-    out[key] = (labels, pixels)
-  return out
 
 
 # --- reading: image i carries label i -----------------------------------------
@@ -261,24 +200,6 @@ def test_training_batches_are_28x28x1_standardized_digits(tmp_path):
 
 # --- download: a real HTTP server on 127.0.0.1 ---------------------------------
 
-class _Server(object):
-  """Serves directory root over HTTP on a free loopback port."""
-
-  def __init__(self, root):
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(
-        *a, directory=root, **k)
-    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
-    self.httpd = http.server.HTTPServer(('127.0.0.1', 0), handler)
-    self.url = 'http://127.0.0.1:%d/' % self.httpd.server_port
-    self.thread = threading.Thread(target=self.httpd.serve_forever)
-    self.thread.start()
-
-  def close(self):
-    self.httpd.shutdown()
-    self.httpd.server_close()
-    self.thread.join()
-
-
 @pytest.fixture
 def served(tmp_path):
   """Four small .gz files served at url + 'good/'; ds has their MD5s."""
@@ -287,15 +208,16 @@ def served(tmp_path):
   md5s = collections.OrderedDict(
       (name, hashlib.md5((root / 'good' / name).read_bytes()).hexdigest())
       for name in MNIST.md5)
-  server = _Server(str(root))
-  yield server, MNIST._replace(md5=md5s), data
-  server.close()
+  with fakes.DownloadServer() as server:
+    for name in md5s:
+      server.serve('/good/' + name, (root / 'good' / name).read_bytes())
+    yield server, MNIST._replace(md5=md5s), data
 
 
 def test_download_verifies_unzips_and_keeps_gz(tmp_path, served):
   server, ds, data = served
   data_dir = str(tmp_path / 'data')
-  download.maybe_download_and_extract(data_dir, server.url + 'good/', ds=ds)
+  download.maybe_download_and_extract(data_dir, server.url('/good/'), ds=ds)
   assert sorted(os.listdir(data_dir)) == sorted(list(ds.md5) + ['mnist'])
   assert sorted(os.listdir(os.path.join(data_dir, 'mnist'))) == sorted(
       name[:-3] for name in ds.md5)
@@ -304,10 +226,10 @@ def test_download_verifies_unzips_and_keeps_gz(tmp_path, served):
   np.testing.assert_array_equal(images, data['test'][1])
 
 
-def test_download_falls_back_to_the_mirror(tmp_path, served, monkeypatch):
+def test_download_falls_back_to_the_mirror(tmp_path, served):
   server, ds, _ = served
-  monkeypatch.setattr(datasets, 'MNIST_URLS',
-                      (server.url + 'missing/', server.url + 'good/'))
+  ds = ds._replace(url=server.url('/missing/'),
+                   mirrors=(server.url('/good/'),))
   data_dir = str(tmp_path / 'data')
   download.maybe_download_and_extract(data_dir, ds=ds)
   assert len(os.listdir(os.path.join(data_dir, 'mnist'))) == 4
@@ -320,7 +242,7 @@ def test_download_bad_md5_leaves_nothing(tmp_path, served):
       for name, md5 in ds.md5.items()))
   data_dir = str(tmp_path / 'new' / 'data')
   with pytest.raises(DownloadError) as e:
-    download.maybe_download_and_extract(data_dir, server.url + 'good/', ds=ds)
+    download.maybe_download_and_extract(data_dir, server.url('/good/'), ds=ds)
   message = str(e.value)
   assert 't10k-labels-idx1-ubyte.gz: checksum mismatch' in message
   assert '\n' not in message
@@ -332,6 +254,7 @@ def test_download_bad_idx_inside_gz_leaves_nothing(tmp_path, served):
   bad = tmp_path / 'www' / 'good' / 'train-labels-idx1-ubyte.gz'
   with gzip.open(str(bad), 'wb') as f:
     f.write(idx_labels_bytes(np.zeros(7)))
+  server.serve('/good/' + bad.name, bad.read_bytes())
   ds = ds._replace(md5=collections.OrderedDict(
       (name, hashlib.md5((tmp_path / 'www' / 'good' / name).read_bytes())
        .hexdigest()) for name in ds.md5))
@@ -339,7 +262,7 @@ def test_download_bad_idx_inside_gz_leaves_nothing(tmp_path, served):
   data_dir.mkdir()
   with pytest.raises(DownloadError, match='train-labels-idx1-ubyte: holds 7 '
                      'labels, its image file 300 images'):
-    download.maybe_download_and_extract(str(data_dir), server.url + 'good/',
+    download.maybe_download_and_extract(str(data_dir), server.url('/good/'),
                                         ds=ds)
   assert os.listdir(str(data_dir)) == []
 
@@ -352,6 +275,6 @@ def test_verified_gz_files_are_not_fetched_again(tmp_path, served):
     (data_dir / name).write_bytes(
         (tmp_path / 'www' / 'good' / name).read_bytes())
   # Nothing is served there: only the local files can succeed.
-  download.maybe_download_and_extract(str(data_dir), server.url + 'none/',
+  download.maybe_download_and_extract(str(data_dir), server.url('/none/'),
                                       ds=ds)
   assert len(os.listdir(str(data_dir / 'mnist'))) == 4

@@ -9,7 +9,6 @@ import numpy as np
 import fakes
 from conftest import run_script
 from cifar10lib import models
-from test_mnist import write_idx
 
 
 def test_softmax_is_recognised_by_its_only_weights():
@@ -22,7 +21,7 @@ def test_softmax_is_recognised_by_its_only_weights():
 
 def test_eval_of_a_softmax_checkpoint_names_model_softmax(tmp_path):
   data_dir = tmp_path / 'data'
-  write_idx(data_dir, train=30, test=20)
+  fakes.write_idx(data_dir, train=30, test=20)
   train_dir = tmp_path / 'train'
   train_dir.mkdir()
   fakes.write_checkpoint(str(train_dir / 'model.ckpt-3'), {

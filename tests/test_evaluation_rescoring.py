@@ -8,8 +8,7 @@ import os
 import signal
 
 import fakes
-from conftest import run_script
-from test_first_hour import Background
+from conftest import Proc, run_script
 
 
 def _precision_steps(eval_dir):
@@ -29,16 +28,17 @@ def test_watcher_skips_a_step_already_scored(tmp_path):
   run_script('cifar10_eval.py', '--run_once', *common)
   assert _precision_steps(eval_dir) == [7]
 
-  watcher = Background('cifar10_eval.py', '--eval_interval_secs', '1',
-                       *common)
+  watcher = Proc('cifar10_eval.py', '--eval_interval_secs', '1', *common)
   try:
-    watcher.wait_for(lambda lines: any('already scored' in l for l in lines),
-                     'the already-scored line')
+    watcher.wait_for(
+        lambda: any('already scored' in l for l in watcher.lines),
+        'the already-scored line')
     fakes.write_model_checkpoint(str(train_dir / 'model.ckpt-9'), step=9)
-    watcher.wait_for(lambda lines: any('global step 9' in l for l in lines),
-                     'the evaluation of step 9')
+    watcher.wait_for(
+        lambda: any('global step 9' in l for l in watcher.lines),
+        'the evaluation of step 9')
     watcher.popen.send_signal(signal.SIGINT)
-    assert watcher.finish() == 0, '\n'.join(watcher.errors)
+    assert watcher.finish() == 0, watcher.stderr
   finally:
     watcher.kill()
   assert ('model.ckpt-7 is already scored in --eval_dir=%s (precision @ 1 = '

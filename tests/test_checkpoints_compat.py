@@ -10,9 +10,9 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, run_script
+from conftest import (REPO, classify, evaluate, grey_png, one_error_line,
+                      run_script)
 from fakes import write_dataset
-from test_checkpoint_state import classify, evaluate, image, one_error_line
 
 FAST = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05',
         '--save_checkpoint_steps', '10']
@@ -90,7 +90,7 @@ def test_original_multi_gpu_checkpoint_is_read_and_refused_by_trainers(
   before = digests(train_dir)
   evaluated = evaluate(data, train_dir, tmp_path)
   assert 'global step 30, model.ckpt-30' in evaluated.stdout
-  classified = classify(data, train_dir, image(tmp_path))
+  classified = classify(data, train_dir, grey_png(tmp_path))
   assert 'img.png: ' in classified.stdout
   for script, extra in (('cifar10_train.py', []),
                         ('cifar10_multi_gpu_train.py',
@@ -98,7 +98,7 @@ def test_original_multi_gpu_checkpoint_is_read_and_refused_by_trainers(
     result = run_script(script, '--data_dir', data, '--train_dir', train_dir,
                         '--max_steps', '40', *(FAST + extra), check=False)
     one_error_line(result, script, 'global_step is float32 there, int64 in '
-                   'the model', 'cifar10_multi_gpu_train.py')
+                   'the model', 'cifar10_multi_gpu_train.py', status=1)
     assert 'Resuming' not in result.stdout
   assert digests(train_dir) == before
 
@@ -116,7 +116,7 @@ def test_checkpoints_across_precisions(tmp_path):
                                     'locally_connected'])):
     evaluated = evaluate(data, train_dir, tmp_path, *extra)
     assert 'global step 0, model.ckpt-0' in evaluated.stdout
-  img = image(tmp_path)
+  img = grey_png(tmp_path)
   for train_dir, extra in ((fp32, ['--use_fp16']), (fp16, [])):
     assert 'img.png: ' in classify(data, train_dir, img, *extra).stdout
   before = digests(fp32)
@@ -124,7 +124,7 @@ def test_checkpoints_across_precisions(tmp_path):
                       fp32, '--max_steps', '10', '--use_fp16', *FAST,
                       check=False)
   one_error_line(result, 'cifar10_train.py', 'is float32 there, float16 in '
-                 'the model', '--use_fp16')
+                 'the model', '--use_fp16', status=1)
   assert digests(fp32) == before
 
 

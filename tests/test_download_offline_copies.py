@@ -17,7 +17,6 @@ import fakes
 from cifar10lib import datasets
 from cifar10lib import download
 from cifar10lib.errors import DownloadError
-from test_mnist import write_idx
 
 MEMBERS = fakes.dataset_members(train_per_file=3, test_records=3)
 
@@ -88,7 +87,7 @@ def test_bad_cifar_tarball_is_refused_naming_it(download_server, tmp_path,
 def test_mnist_gz_files_with_other_md5s_are_checked_and_used(
     download_server, tmp_path, capsys):
   data_dir = tmp_path / 'data'
-  data = write_idx(data_dir, train=30, test=20, gz=True)
+  data = fakes.write_idx(data_dir, train=30, test=20, gz=True)
   before = len(download_server.requests)
   download.maybe_download_and_extract(
       str(data_dir), download_server.base + '/none/', ds=datasets.MNIST)
@@ -106,7 +105,7 @@ def test_mnist_gz_files_with_other_md5s_are_checked_and_used(
 def test_mnist_gz_with_bad_content_is_refused_naming_it(download_server,
                                                         tmp_path):
   data_dir = tmp_path / 'data'
-  write_idx(data_dir, train=30, test=20, gz=True)
+  fakes.write_idx(data_dir, train=30, test=20, gz=True)
   bad = data_dir / 'train-labels-idx1-ubyte.gz'
   with gzip.open(str(bad), 'wb') as f:
     f.write(b'\x00\x00\x08\x01' + b'\x00\x00\x00\x07' + b'\x01' * 7)

@@ -18,7 +18,6 @@ import pytest
 from conftest import REPO, run_script, run_scripts
 import fakes
 from fakes import write_dataset
-from cifar10lib.compat import tf
 
 # ResNet-20 runs by default; the big networks only with -m slow (pytest.ini).
 NAMES = [pytest.param(name, marks=pytest.mark.slow)
@@ -37,11 +36,8 @@ def _checkpoint_step(train_dir):
 
 
 def _png(path, seed):
-  image = np.random.RandomState(seed).randint(0, 256, [32, 32, 3])
-  with tf.Graph().as_default(), tf.Session() as sess:
-    with open(path, 'wb') as f:
-      f.write(sess.run(tf.image.encode_png(tf.constant(image, tf.uint8))))
-  return path
+  return fakes.write_png(path, np.random.RandomState(seed).randint(
+      0, 256, [32, 32, 3]))
 
 
 @pytest.fixture(scope='module')

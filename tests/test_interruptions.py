@@ -1,10 +1,14 @@
-"""Reliability of the scripts against interruptions, as a user meets them.
+"""Interruptions, as a user meets them: signals, kills and waits.
 
-Every interruption of training (SIGINT, SIGTERM, SIGKILL at any moment) must
-leave a directory that resumes from the newest complete checkpoint, saved at
-the step reached when the stop was orderly; an evaluator watching a
+Every interruption of training (SIGINT, SIGTERM, SIGHUP, SIGKILL at any
+moment) must leave a directory that resumes from the newest complete
+checkpoint, saved at the step reached when the stop was orderly, and exit
+with the status a shell gives a signalled process; an evaluator watching a
 training directory must read only whole checkpoints, and skip a corrupt one
-without stopping. Everything here runs as plain subprocesses.
+without stopping. A script is also signalled where it waits on something:
+during TensorFlow's import, during a download served slowly from 127.0.0.1,
+and while a step waits on input that has run dry. Everything here runs as
+plain subprocesses, started as a terminal starts them.
 """
 import os
 import re
@@ -12,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -245,3 +250,134 @@ def test_evaluator_skips_a_corrupt_checkpoint_and_keeps_watching(
   assert evaluator.finish() == 0, evaluator.stderr
   assert PRECISION_LINE.search(evaluator.stdout).group(4) == 'model.ckpt-3'
   assert 'Traceback' not in evaluator.stderr
+
+
+# --- Where a script waits: TensorFlow's import, a download, dry input.
+
+INTERRUPTED = 130      # the shell's status for SIGINT
+
+
+def _tensorflow_loading(pid):
+  try:
+    with open('/proc/%d/maps' % pid) as f:
+      return 'tensorflow' in f.read()
+  except IOError:
+    return False
+
+
+def test_sigint_while_tensorflow_loads_exits_quietly(tmp_path):
+  proc = Proc('cifar10_train.py', '--data_dir', str(tmp_path / 'data'),
+              '--train_dir', str(tmp_path / 'train'))
+  # TensorFlow's libraries mapped: the import is under way, before any
+  # flag is parsed.
+  proc.wait_for(lambda: _tensorflow_loading(proc.popen.pid),
+                'TensorFlow to load')
+  proc.popen.send_signal(signal.SIGINT)
+  assert proc.finish() == INTERRUPTED, (proc.stdout, proc.stderr)
+  assert 'Traceback' not in proc.stderr, proc.stderr
+  assert len(proc.stderr.splitlines()) <= 1, proc.stderr
+  assert not os.listdir(str(tmp_path))
+
+
+@pytest.fixture
+def slow_server():
+  """The URL of a tarball that never finishes downloading."""
+  with fakes.DownloadServer() as server:
+    yield server.serve_slowly('/cifar-10-binary.tar.gz', 10 ** 7, chunk=100,
+                              interval=0.05)
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM,
+                                 signal.SIGHUP])
+def test_stop_signal_during_download_leaves_nothing(tmp_path, slow_server,
+                                                    sig):
+  data_dir = tmp_path / 'new' / 'data'
+  proc = Proc('cifar10_train.py', '--data_dir', str(data_dir),
+              '--train_dir', str(tmp_path / 'train'),
+              '--data_url', slow_server)
+
+  def downloading():
+    return data_dir.is_dir() and any(
+        name.endswith('.part') and os.path.getsize(str(data_dir / name))
+        for name in os.listdir(str(data_dir)))
+  proc.wait_for(downloading, 'the download to start')
+  started = time.time()
+  proc.popen.send_signal(sig)
+  rc = proc.finish()
+  out, err = proc.stdout, proc.stderr
+  assert time.time() - started < 30, 'the download went on after %s' % sig
+  assert rc == 128 + sig, (out, err)
+  lines = [line for line in err.splitlines() if not line.startswith('>>')]
+  assert lines == ['cifar10_train.py: error: interrupted (%s); stopped'
+                   % signal.Signals(sig).name], err
+  # The wait said what it waited for, before the server answered at all.
+  assert ('Downloading %s into %s (given up after 3600 s: '
+          '--download_deadline_secs)' % (slow_server, data_dir)
+          in out.splitlines()), out
+  # The partial file, the directories it made: all gone.
+  assert not (tmp_path / 'new').exists()
+  assert not (tmp_path / 'train').exists()
+
+
+def _start_training(tmp_path, *extra):
+  """A trainer on its own copy of the data, past step 20."""
+  data_dir = tmp_path / 'data'
+  fakes.write_dataset(data_dir)
+  train_dir = tmp_path / 'train'
+  proc = Proc('cifar10_train.py', *train_args(
+      data_dir, train_dir, '--min_fraction_of_examples_in_queue', '0.05',
+      '--max_steps', '100000', *extra))
+  wait_for_step(proc, 20)
+  return proc, data_dir, train_dir
+
+
+def _run_dry(data_dir):
+  for name in os.listdir(str(data_dir / 'cifar-10-batches-bin')):
+    if name.startswith('data_batch_'):
+      open(str(data_dir / 'cifar-10-batches-bin' / name), 'w').close()
+
+
+def _stopped_at(proc, name, train_dir):
+  """The step of the one 'Stopped by NAME' line, checkpointed there."""
+  stopped = [line for line in proc.stdout.splitlines()
+             if line.startswith('Stopped')]
+  assert len(stopped) == 1 and ('Stopped by %s at step' % name) in stopped[0]
+  step = int(stopped[0].split('at step ')[1].split(';')[0])
+  assert step >= 20 and fakes.latest_step(train_dir)[1] == step
+  return step
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_a_trainer_whose_input_ran_dry(tmp_path, sig):
+  proc, data_dir, train_dir = _start_training(tmp_path)
+  _run_dry(data_dir)
+  # The queue holds a little more than a batch: the step then waits.
+  time.sleep(5)
+  assert proc.popen.poll() is None
+  proc.popen.send_signal(sig)
+  # A shell's status for a process the signal ended: not a finished run.
+  assert proc.finish() == 128 + sig, (proc.stdout, proc.stderr)
+  _stopped_at(proc, signal.Signals(sig).name, train_dir)
+  assert 'Traceback' not in proc.stderr
+
+
+def test_dry_input_ends_after_input_timeout(tmp_path):
+  proc, data_dir, train_dir = _start_training(
+      tmp_path, '--input_timeout_secs', '3')
+  _run_dry(data_dir)
+  assert proc.finish() == 1, (proc.stdout, proc.stderr)
+  err = proc.stderr
+  assert len(err.splitlines()) == 1, err
+  assert err.startswith('cifar10_train.py: error: no training step finished '
+                        'within 3 s (--input_timeout_secs)')
+  assert 'the input produced nothing' in err and str(train_dir) in err
+  # The session was sound: it saved the step it reached.
+  step = int(err.split('checkpoint saved at step ')[1].split()[0])
+  assert step >= 20 and fakes.latest_step(train_dir)[1] == step
+
+
+def test_sighup_stops_after_the_step_with_a_checkpoint(tmp_path):
+  proc, _, train_dir = _start_training(tmp_path)
+  proc.popen.send_signal(signal.SIGHUP)
+  assert proc.finish() == 128 + signal.SIGHUP, (proc.stdout, proc.stderr)
+  _stopped_at(proc, 'SIGHUP', train_dir)

@@ -44,10 +44,10 @@ class Dataset(collections.namedtuple('Dataset', [
     'label_byte', 'url', 'md5', 'tarball', 'label_names',
     'image_size', 'depth', 'header_bytes', 'crop_size', 'flip', 'idx',
     'preprocessing_modes', 'log_epochs', 'augmentation', 'class_names',
-    'title'],
+    'title', 'mirrors'],
     # The geometry and pipeline fields default to CIFAR's.
     defaults=(ORIGINAL_IMAGE_SIZE, IMAGE_DEPTH, 0, CROP_SIZE, True, False,
-              None, False, 'tutorial', None, 'CIFAR-10'))):
+              None, False, 'tutorial', None, 'CIFAR-10', ()))):
   """One binary dataset: where its files are, how to read a label, where from.
 
   Each record starts with one byte per entry of label_classes (that label's
@@ -56,8 +56,10 @@ class Dataset(collections.namedtuple('Dataset', [
   Images are image_size square with depth channels, after header_bytes of
   each file; the network sees crop_size squares, mirrored at random in
   training when flip. idx: the files are IDX files (MNIST), whose records
-  hold no label: labels come from each image file's label file; its md5
-  maps each of its gzipped files to their MD5 (a tarball's MD5 otherwise).
+  hold no label: labels come from each image file's label file. The data
+  comes from url (then each of mirrors) as tarball, whose MD5 md5 is, or,
+  when tarball is None, as the gzipped files md5 maps to their MD5s, each
+  fetched from url + its name.
   preprocessing_modes: the --preprocessing modes it takes (None: all);
   log_epochs: whether the progress lines show the epoch by default;
   augmentation: the training augmentation, a key of
@@ -114,13 +116,13 @@ MNIST_FILES = collections.OrderedDict([
     ('t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3'),
     ('t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c'),
 ])
-# The official location first; TensorFlow's own mirror when it fails.
-MNIST_URLS = ('http://yann.lecun.com/exdb/mnist/',
-              'https://storage.googleapis.com/cvdf-datasets/mnist/')
 MNIST = Dataset(
     name='mnist', batches_dir='mnist', train_files=['train-images-idx3-ubyte'],
     eval_files=['t10k-images-idx3-ubyte'], label_classes=(10,), label_byte=0,
-    url=MNIST_URLS[0], md5=MNIST_FILES, tarball=None, label_names=None,
+    url='http://yann.lecun.com/exdb/mnist/', md5=MNIST_FILES, tarball=None,
+    # TensorFlow's own mirror, when the official location fails.
+    mirrors=('https://storage.googleapis.com/cvdf-datasets/mnist/',),
+    label_names=None,
     image_size=28, depth=1, header_bytes=idx.IMAGES_HEADER_BYTES,
     crop_size=28, flip=False, idx=True, log_epochs=True,
     augmentation='random_shift', title='MNIST')

@@ -228,8 +228,8 @@ def _gunzip(path, dest):
     raise DownloadError('%s: not a readable gzip file: %s' % (path, e))
 
 
-def _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs):
-  """Fetches and unzips ds's IDX files into data_dir/ds.batches_dir/.
+def _fetch_gz_files(data_dir, urls, ds, downloaded, deadline_secs):
+  """Fetches and unzips ds's gzipped files into data_dir/ds.batches_dir/.
 
   ds.md5 maps each .gz file to its MD5. A verified .gz already in data_dir
   is used as it is; the paths of those downloaded are appended to
@@ -275,6 +275,28 @@ def _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs):
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _fetch_tarball(data_dir, url, expected_md5, ds, downloaded,
+                   deadline_secs):
+  """Unpacks ds.tarball into data_dir, fetching it first unless a verified
+  copy is there; the path downloaded is appended to downloaded."""
+  tarball = os.path.join(data_dir, ds.tarball)
+  local = _local_copy(tarball, expected_md5)
+  if local is None:
+    tarball = _download(url, data_dir, expected_md5, ds.tarball,
+                        deadline_secs)
+    downloaded.append(tarball)
+  try:
+    _extract(tarball, data_dir, ds)
+  except DownloadError as e:
+    if local:
+      _refuse_local({tarball: (local, expected_md5)}, data_dir, ds,
+                    str(e).replace(tarball + ': ', ''))
+    raise
+  if local:
+    _unofficial_note(tarball, local, expected_md5,
+                     'member paths, record sizes and labels')
+
+
 def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
                                expected_md5=None, ds=datasets.CIFAR10,
                                deadline_secs=DOWNLOAD_DEADLINE_SECS):
@@ -284,13 +306,14 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
   unpacked without downloading it again. Raises DownloadError (one line naming
   the directory, the URL and the manual way) when the data cannot be had.
   url defaults to data_url(ds), expected_md5 to ds's checksum; the download
-  is given up after deadline_secs. For IDX data (MNIST), url is the
-  directory holding the .gz files (default: the official one, then a
-  mirror) and expected_md5 is ignored. Whatever ends an attempt (an error,
+  is given up after deadline_secs. For data that comes as gzipped files
+  (MNIST), url is the directory holding them (default: ds.url, then its
+  mirrors) and expected_md5 is ignored. Whatever ends an attempt (an error,
   Ctrl-C), it leaves the disk as it was.
   """
-  urls = [url] if url else list(datasets.MNIST_URLS) if ds.idx else []
-  url = url or data_url(ds)
+  # A URL given is the only one tried; by default, ds's own, then its mirrors.
+  urls = [url] if url else [data_url(ds)] + list(ds.mirrors)
+  url = urls[0]
   expected_md5 = expected_md5 or ds.md5
   batches = os.path.join(data_dir, ds.batches_dir)
   if os.path.isdir(batches):
@@ -311,25 +334,11 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
           'the data cannot be downloaded there: put %s/ there by hand, or '
           'choose another --data_dir' % (data_dir, ds.batches_dir,
                                          ds.batches_dir))
-    if ds.idx:
-      _fetch_idx(data_dir, urls, ds, downloaded, deadline_secs)
+    if ds.tarball:
+      _fetch_tarball(data_dir, url, expected_md5, ds, downloaded,
+                     deadline_secs)
     else:
-      tarball = os.path.join(data_dir, ds.tarball)
-      local = _local_copy(tarball, expected_md5)
-      if local is None:
-        tarball = _download(url, data_dir, expected_md5, ds.tarball,
-                            deadline_secs)
-        downloaded.append(tarball)
-      try:
-        _extract(tarball, data_dir, ds)
-      except DownloadError as e:
-        if local:
-          _refuse_local({tarball: (local, expected_md5)}, data_dir, ds,
-                        str(e).replace(tarball + ': ', ''))
-        raise
-      if local:
-        _unofficial_note(tarball, local, expected_md5,
-                         'member paths, record sizes and labels')
+      _fetch_gz_files(data_dir, urls, ds, downloaded, deadline_secs)
     done = True
   except _LocalCopyError:
     raise
@@ -338,19 +347,15 @@ def maybe_download_and_extract(data_dir=datasets.DATA_DIR, url=None,
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s): '
         'the server did not send the genuine %s; check --data_url (or $%s), '
         'or get a trusted copy by hand and unpack it into %s, which skips '
-        'the download' % (data_dir, ds.batches_dir, ' or '.join(urls or [url]),
-                          e, ds.tarball, URL_VARIABLE, data_dir))
+        'the download' % (data_dir, ds.batches_dir, ' or '.join(urls), e,
+                          ds.tarball, URL_VARIABLE, data_dir))
   except DownloadError as e:
-    if ds.idx:
-      raise DownloadError(
-          '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
-          'download its files %s by hand into %s'
-          % (data_dir, ds.batches_dir, ' or '.join(urls), e,
-             ', '.join(ds.md5), data_dir))
+    by_hand = ('download it by hand and unpack it into %s' % data_dir
+               if ds.tarball else 'download its files %s by hand into %s'
+               % (', '.join(ds.md5), data_dir))
     raise DownloadError(
         '--data_dir=%s has no %s/ and it could not be fetched from %s (%s); '
-        'download it by hand and unpack it into %s'
-        % (data_dir, ds.batches_dir, url, e, data_dir))
+        '%s' % (data_dir, ds.batches_dir, ' or '.join(urls), e, by_hand))
   finally:
     if not done:
       # A failed attempt leaves the disk as it was: a tarball that cannot be

@@ -76,7 +76,7 @@ def train(cfg, split):
                           config,
                           hooks=[towers.PlacementHook(num_towers)] +
                           schedules.training_hooks(
-                              cfg.schedule, cfg.loop.train_dir,
+                              cfg.schedule, cfg.recipe, cfg.loop.train_dir,
                               split.num_examples / examples_per_step,
                               cli.validator(cfg, mean)),
                           examples_per_epoch=cli.epoch_examples(cfg, split),

@@ -38,7 +38,7 @@ def train(cfg, split):
     training.run_training(train_op, total_loss, cfg.batch_size, cfg.loop,
                           cli.session_config(cfg),
                           hooks=schedules.training_hooks(
-                              cfg.schedule, cfg.loop.train_dir,
+                              cfg.schedule, cfg.recipe, cfg.loop.train_dir,
                               split.num_examples / cfg.batch_size,
                               cli.validator(cfg, mean)),
                           examples_per_epoch=cli.epoch_examples(cfg, split),

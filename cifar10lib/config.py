@@ -103,15 +103,14 @@ def _dataset(values):
   return ds
 
 
-def _schedule(values, recipe):
+def _schedule(values):
   if (values['lr_schedule'] == schedules.PLATEAU
       and not values['validation_examples']):
     raise UserError('--lr_schedule=plateau needs --validation_examples=N: '
                     'it evaluates the last N training records, held out')
   return schedules.Schedule(values['lr_schedule'], values['restart_epochs'],
                             values['plateau_eval_steps'],
-                            values['plateau_patience'],
-                            recipe.learning_rate_decay_factor)
+                            values['plateau_patience'])
 
 
 def _check_model_flags(values, given):
@@ -156,7 +155,7 @@ def build(values=None, given=(), towers=1, warn=None):
       preprocessing=full['preprocessing'], model=full['model'],
       norm=full['norm'], top_layers=full['top_layers'],
       dropout_keep_prob=full['dropout_keep_prob'], use_fp16=full['use_fp16'],
-      recipe=recipe, schedule=_schedule(full, recipe),
+      recipe=recipe, schedule=_schedule(full),
       loop=training.LoopOptions(
           full['train_dir'], full['max_steps'], full['log_frequency'],
           full['save_checkpoint_secs'], full['save_checkpoint_steps'],

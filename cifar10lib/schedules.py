@@ -45,15 +45,16 @@ SNAPSHOT_STATE = 'snapshots'
 
 
 class Schedule(collections.namedtuple('Schedule', [
-    'name', 'restart_epochs', 'eval_steps', 'patience', 'factor'])):
+    'name', 'restart_epochs', 'eval_steps', 'patience'])):
   """A learning-rate schedule: its name and the options of that one.
 
-  factor multiplies the plateau schedule's rate at each decay.
+  The factor of each decay, the staircase's and the plateau's alike, is the
+  recipe's learning_rate_decay_factor.
   """
 
 
 TUTORIAL_SCHEDULE = Schedule(STEP, RESTART_EPOCHS, PLATEAU_EVAL_STEPS,
-                             PLATEAU_PATIENCE, 0.1)
+                             PLATEAU_PATIENCE)
 
 
 def cycle_steps(num_batches_per_epoch, schedule):
@@ -131,18 +132,19 @@ class PlateauHook(tf.train.SessionRunHook):
   """Evaluates the held-out records every schedule.eval_steps steps.
 
   It logs the precision (a console line and the TensorBoard scalar
-  PRECISION_TAG in train_dir) and multiplies the rate by schedule.factor
-  after schedule.patience evaluations in a row without a better precision
-  than the best so far. The evaluation of step N runs before step N + 1
+  PRECISION_TAG in train_dir) and multiplies the rate by factor (the
+  recipe's learning_rate_decay_factor) after schedule.patience evaluations
+  in a row without a better precision than the best so far. The evaluation of step N runs before step N + 1
   (or at the end of a run stopping at N), and the state records that step: a
   run resumed from a checkpoint saved before that evaluation does it again,
   on the same weights, and the schedule goes on exactly as without the stop.
   validator.correct(session) returns (correct, total).
   """
 
-  def __init__(self, validator, schedule, train_dir):
+  def __init__(self, validator, schedule, factor, train_dir):
     self._validator = validator
     self._schedule = schedule
+    self._factor = factor
     self._train_dir = train_dir
 
   def begin(self):
@@ -168,10 +170,10 @@ class PlateauHook(tf.train.SessionRunHook):
     else:
       since += 1
       if since >= self._schedule.patience:
-        multiplier *= self._schedule.factor
+        multiplier *= self._factor
         since = 0
         note = '; no improvement in %d evaluations: learning rate x %g' % (
-            self._schedule.patience, self._schedule.factor)
+            self._schedule.patience, self._factor)
     session.run(self._assign, dict(zip(self._feeds,
                                        [best, since, multiplier, step])))
     print('%s: step %d, validation precision @ 1 = %.3f (%d/%d correct, '
@@ -216,7 +218,7 @@ class SnapshotHook(tf.train.SessionRunHook):
             % (datetime.now(), step, path), flush=True)
 
 
-def training_hooks(schedule, train_dir, num_batches_per_epoch,
+def training_hooks(schedule, recipe, train_dir, num_batches_per_epoch,
                    validator=None):
   """The hooks schedule needs in the training loop (training.run_training).
 
@@ -224,7 +226,8 @@ def training_hooks(schedule, train_dir, num_batches_per_epoch,
   cosine_restarts: a SnapshotHook at the end of each cycle; step: none.
   """
   if schedule.name == PLATEAU:
-    return [PlateauHook(validator, schedule, train_dir)]
+    return [PlateauHook(validator, schedule,
+                        recipe.learning_rate_decay_factor, train_dir)]
   if schedule.name == COSINE_RESTARTS:
     return [SnapshotHook(train_dir, cycle_steps(num_batches_per_epoch,
                                                 schedule))]

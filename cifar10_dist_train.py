@@ -48,6 +48,7 @@ from cifar10lib import cluster_spec
 from cifar10lib.compat import tf
 from cifar10lib import flag_groups
 from cifar10lib.errors import UserError
+from cifar10lib import stopping
 from cifar10lib import training
 
 FLAGS = flags.FLAGS
@@ -85,7 +86,7 @@ flags.DEFINE_integer('worker_timeout_secs', 600,
 def serve_ps(cluster, task_index):
   """Serves the variables until SIGINT or SIGTERM."""
   stop = []
-  for sig in training.STOP_SIGNALS:
+  for sig in stopping.STOP_SIGNALS:
     signal.signal(sig, lambda signum, frame: stop.append(signum))
   server = cluster_spec.start_server(cluster, 'ps', task_index)
   print('ps %d: serving at %s (%s)' % (task_index, cluster['ps'][task_index],
@@ -200,7 +201,7 @@ def run_worker(cfg, cluster, task_index):
   seed = None if cfg.seed is None else cfg.seed + task_index
   with training.new_graph(seed), cluster_spec.watching_ps(
       cluster['ps'], FLAGS.ps_timeout_secs, _ps_lost(cfg, task_index),
-      training.stop_requested):
+      stopping.stop_requested):
     train_op, total_loss, sync = build_model(cfg, cluster, task_index, split)
     hooks = _worker_hooks(cfg, train_op, sync, task_index, num_workers)
     # The chief saves and restores the variables itself, in one file, so

@@ -17,7 +17,7 @@ import time
 from cifar10lib import cluster_spec
 from cifar10lib.compat import tf
 from cifar10lib.errors import UserError
-from cifar10lib import training
+from cifar10lib import stopping
 
 
 class SyncOptimizerMaker(object):
@@ -187,7 +187,7 @@ class StartTogetherHook(tf.train.SessionRunHook):
       session.run(self._join_op)
       deadline = time.time() + self._timeout_secs
       while (fresh and not session.run(self._global_step) and
-             time.time() < deadline and not training.stop_requested()):
+             time.time() < deadline and not stopping.stop_requested()):
         time.sleep(cluster_spec.POLL_SECS)
     elif fresh:
       self._wait_for_workers(session, coord)
@@ -202,7 +202,7 @@ class StartTogetherHook(tf.train.SessionRunHook):
                 self._timeout_secs, others, 's' if others > 1 else ''),
             flush=True)
     while session.run(self._joined_op) < others:
-      if training.stop_requested() or coord.should_stop():
+      if stopping.stop_requested() or coord.should_stop():
         return  # the session stops before its first step, with a checkpoint
       if time.time() >= deadline:
         print('Warning: not all %d workers joined within %d s '

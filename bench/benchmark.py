@@ -41,7 +41,6 @@ from __future__ import print_function
 
 import argparse
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -51,7 +50,10 @@ import tempfile
 import threading
 import time
 
-import workers  # bench/, next to this file
+import report  # bench/, next to this file
+import synthetic_data
+import workers
+from report import median
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -139,43 +141,6 @@ def parse_args(argv):
   if args.train_records is None:
     args.train_records = TRAIN_EXAMPLES[args.dataset]
   return args
-
-
-# --- the synthetic data set ---------------------------------------------------
-
-def write_records(path, ds, count, seed):
-  """Writes count records of random pixels and labels in ds's format.
-
-  CIFAR's records start with their label bytes; an IDX image file gets its
-  header, and its labels go into the label file beside it.
-  """
-  import struct
-  import numpy as np
-  from cifar10lib import idx
-  rng = np.random.RandomState(seed)
-  pixels = rng.randint(0, 256, size=(count, ds.image_bytes)).astype(np.uint8)
-  labels = np.stack([rng.randint(0, n, size=count) for n in ds.label_classes],
-                    axis=1).astype(np.uint8)
-  if not ds.idx:
-    np.concatenate([labels, pixels], axis=1).tofile(path)
-    return
-  with open(path, 'wb') as f:
-    f.write(struct.pack('>IIII', idx.IMAGES_MAGIC, count, ds.image_size,
-                        ds.image_size))
-    f.write(pixels.tobytes())
-  with open(idx.labels_path(path), 'wb') as f:
-    f.write(struct.pack('>II', idx.LABELS_MAGIC, count))
-    f.write(labels[:, ds.label_byte].tobytes())
-
-
-def write_dataset(data_dir, ds, train_records, test_records):
-  batches = os.path.join(data_dir, ds.batches_dir)
-  os.makedirs(batches)
-  per_file = train_records // len(ds.train_files)
-  for i, name in enumerate(ds.train_files):
-    write_records(os.path.join(batches, name), ds, per_file, seed=i)
-  write_records(os.path.join(batches, ds.eval_files[0]), ds, test_records,
-                seed=99)
 
 
 # --- running one measured process ---------------------------------------------
@@ -297,131 +262,6 @@ def measure_eval(args, checkpoint_dir, prec):
           'average': timings[0][0] / timings[0][1], 'peak_mb': run.peak_mb}
 
 
-# --- the report ---------------------------------------------------------------
-
-def median(values):
-  values = sorted(v for v in values if v is not None)
-  if not values:
-    return None
-  mid = len(values) // 2
-  return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def spread(values, fmt):
-  """'median [min-max]' of the figures, in fmt."""
-  values = [v for v in values if v is not None]
-  if not values:
-    return '-'
-  if len(values) == 1:
-    return fmt % values[0]
-  return (fmt + ' [' + fmt + '-' + fmt + ']') % (median(values), min(values),
-                                                 max(values))
-
-
-def cpu_description():
-  """The CPU model, and whether it has AVX-512, bfloat16 and AMX.
-
-  precision.cpu_info reads /proc/cpuinfo (or $CIFAR10_CPUINFO), as the
-  scripts do when they decide whether bfloat16 is emulated.
-  """
-  from cifar10lib import precision
-  model, cpu_flags = precision.cpu_info()
-
-  def has(*names):
-    found = [n for n in names if n in cpu_flags]
-    return 'yes (%s)' % ', '.join(found) if found else 'no'
-
-  return '%s; AVX-512: %s, bfloat16: %s, AMX: %s' % (
-      model, has('avx512f'), has('avx512_bf16', 'amx_bf16'),
-      has('amx_tile', 'amx_bf16', 'amx_int8'))
-
-
-def _quiet_output(code):
-  """The stdout of `python -c code`; its stderr (TensorFlow's start-up log
-  lines and deprecation warnings) is shown only when it fails."""
-  proc = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, universal_newlines=True)
-  if proc.returncode:
-    sys.stderr.write(proc.stderr)
-    raise SystemExit('benchmark.py: error: a helper process failed (exit %d)'
-                     % proc.returncode)
-  return proc.stdout
-
-
-def runtime_description(args):
-  code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r); import cifar10; '
-          'import tensorflow as t; print(t.__version__)' % args.repo)
-  version = _quiet_output(code).strip()
-  return 'TensorFlow %s, Python %s' % (version.splitlines()[-1],
-                                       platform.python_version())
-
-
-def thread_settings(args):
-  code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
-          'from absl import flags\n'
-          'from cifar10lib import cli, cifar10_input, config\n'
-          'cli.define_flags("data", "download", "split", "batch", "model", '
-          '"training", "session")\n'
-          'flags.FLAGS(["x"] + %r)\n'
-          'c = cli.session_config(config.from_flags(flags.FLAGS))\n'
-          'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
-          'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
-          'cifar10_input.NUM_PREPROCESS_THREADS))'
-          % (args.repo, shlex.split(args.script_args)))
-  out = _quiet_output(code)
-  return out.strip().splitlines()[-1] + ' (0 = TensorFlow decides)'
-
-
-ROW_TITLES = [
-    ('train', 'cifar10_train.py'),
-    ('multi1', 'cifar10_multi_gpu_train.py, 1 tower (cpu)'),
-    ('multi2', 'cifar10_multi_gpu_train.py, 2 towers (cpu)'),
-    ('memory_default', 'same graph fed from memory, default session (baseline)'),
-    ('memory_train', 'same graph fed from memory, training session settings'),
-    ('eval', 'cifar10_eval.py Evaluator, 10,000 images (images/sec)'),
-]
-
-
-def print_table(args, results):
-  precisions = args.precisions
-  base = [r['rate']
-          for r in results.get(('memory_default', precisions[0]), [])]
-  print()
-  print('| %s | examples/sec, median of logged after step %d [min-max] '
-        '| vs baseline | average examples/sec, start to finish '
-        '| start to first step (s) '
-        '| peak memory (MB) | CPU ms per example |'
-        % ('row' + args.label, args.warmup_steps))
-  print('|---|---|---|---|---|---|---|')
-  for (key, title), prec in [(row, prec) for row in ROW_TITLES
-                             for prec in precisions]:
-    runs = results.get((key, prec))
-    if not runs:
-      continue
-    rates = [r['rate'] for r in runs]
-    ratio = ('%.2fx' % (median(rates) / median(base))
-             if base and key != 'eval' else '-')
-    if key == 'memory_default' and prec != precisions[0]:
-      title = title.replace(' (baseline)', '')
-    if precisions != ['float32']:
-      title += ', ' + prec
-    if args.label:
-      title += ' ' + args.label
-    print('| %s | %s | %s | %s | %s | %s | %s |' % (
-        title, spread(rates, '%.0f'), ratio,
-        spread([r['average'] for r in runs], '%.0f'),
-        spread([r.get('first_step') for r in runs], '%.1f'),
-        spread([r['peak_mb'] for r in runs], '%.0f'),
-        spread([r.get('cpu_ms') for r in runs], '%.2f')))
-  print()
-  print('CPU ms per example: the process\'s user + system CPU time over the '
-        'examples it trained, start-up included; it varies less than wall '
-        'time on a shared machine.')
-  if any(key == 'eval' for key, _ in results):
-    print('eval: "examples/sec" is the second evaluation in the process; '
-          '"average" is the first (with kernel warm-up).')
-
-
 def main(argv):
   args = parse_args(argv)
   args.repo = os.path.abspath(args.repo)
@@ -444,11 +284,13 @@ def main(argv):
   ds = datasets.dataset(args.dataset)
   try:
     if not os.path.isdir(os.path.join(args.data_dir, ds.batches_dir)):
-      write_dataset(args.data_dir, ds, args.train_records, args.test_records)
-    print('runtime: %s' % runtime_description(args))
+      synthetic_data.write_dataset(args.data_dir, ds, args.train_records,
+                                   args.test_records)
+    print('runtime: %s' % report.runtime_description(args))
     print('machine: %s; %d cores available to this process (of %d)' % (
-        cpu_description(), len(os.sched_getaffinity(0)), os.cpu_count()))
-    print('threads: %s' % thread_settings(args))
+        report.cpu_description(), len(os.sched_getaffinity(0)),
+        os.cpu_count()))
+    print('threads: %s' % report.thread_settings(args))
     print('run: %d repetitions x %d steps, batch %d, %s, %d training + %d '
           'test records, precision %s, script flags: %s' % (
               args.reps, args.steps, args.batch_size, args.dataset,
@@ -491,7 +333,7 @@ def main(argv):
           results.setdefault(('eval', prec), []).append(result)
           print('  rep %d eval %s: %.0f images/sec'
                 % (rep + 1, prec, result['rate']), flush=True)
-    print_table(args, results)
+    report.print_table(args, results)
   finally:
     if own_dir:
       shutil.rmtree(args.work_dir, ignore_errors=True)

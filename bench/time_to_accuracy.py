@@ -222,6 +222,9 @@ def plot(path, rows):
 def main(argv):
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import report  # bench/, next to this file
+  print('machine: %s; %d cores available' % (
+      report.cpu_description(), len(os.sched_getaffinity(0))), flush=True)
   rows = []
   for name, flags in args.recipes:
     rows.extend(rows_of(args, name, flags))

@@ -48,6 +48,11 @@ MAX_LEARNING_RATE = 1e6
 # Any other count (--seed, --plateau_patience, ...): int64.
 MAX_INT64 = 2 ** 63 - 1
 
+# The ranges several flags share.
+STEP_INTERVAL = {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}
+SECONDS = {'lower_bound': 1, 'upper_bound': MAX_SECS}
+FRACTION = {'lower_bound': 0.0, 'upper_bound': 1.0}
+
 # Every flag of a script, by group: (kind, name, default, help, bounds).
 _GROUPS = {
     'data': [
@@ -70,7 +75,7 @@ _GROUPS = {
         ('integer', 'download_deadline_secs',
          download.DOWNLOAD_DEADLINE_SECS,
          'Seconds the download may take in all before it is given up.',
-         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
+         SECONDS),
     ],
     'split': [
         ('integer', 'validation_examples', 0,
@@ -122,21 +127,21 @@ _GROUPS = {
          {'lower_bound': 0, 'upper_bound': MAX_STEPS}),
         ('integer', 'log_frequency', 10,
          'How often (in steps) to log results to the console.',
-         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
+         STEP_INTERVAL),
         ('integer', 'save_checkpoint_secs', 600,
          'Seconds between periodic checkpoints.',
-         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
+         SECONDS),
         ('integer', 'save_checkpoint_steps', None,
          'Steps between periodic checkpoints; replaces '
          '--save_checkpoint_secs when set.',
-         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
+         STEP_INTERVAL),
         ('integer', 'keep_checkpoints', training.KEEP_CHECKPOINTS,
          'How many of the latest checkpoints --train_dir keeps (0: every '
          'one; bench/time_to_accuracy.py evaluates them all afterwards).',
          {'lower_bound': 0, 'upper_bound': MAX_STEPS}),
         ('integer', 'save_summaries_steps', 100,
          'Steps between summaries written for TensorBoard.',
-         {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
+         STEP_INTERVAL),
         ('boolean', 'log_epochs', None,
          'End each progress line with the epoch reached (default: with '
          '--dataset=mnist only; CIFAR keeps the tutorial\'s line).', {}),
@@ -146,14 +151,14 @@ _GROUPS = {
         ('integer', 'input_timeout_secs', training.INPUT_TIMEOUT_SECS,
          'Seconds a training step may wait for its input (or for a '
          'parameter server) before training stops with an error.',
-         {'lower_bound': 1, 'upper_bound': MAX_SECS}),
+         SECONDS),
         ('boolean', 'log_device_placement', False,
          'Whether to log device placement.', {}),
         ('float', 'min_fraction_of_examples_in_queue',
          cifar10_input.MIN_FRACTION_OF_EXAMPLES_IN_QUEUE,
          'Fraction of an epoch the shuffling queue holds before training '
          'starts; smaller starts sooner but shuffles less.',
-         {'lower_bound': 0.0, 'upper_bound': 1.0}),
+         FRACTION),
         ('float', 'dropout_keep_prob', cifar10.DROPOUT_KEEP_PROB,
          'Probability of keeping a unit of local3 and local4 in training; '
          '1.0 means no dropout.', {'lower_bound': 1e-6, 'upper_bound': 1.0}),
@@ -169,7 +174,7 @@ _GROUPS = {
         ('float', 'momentum', None,
          'Momentum of --optimizer=momentum and nesterov (default: the '
          '--model\'s recipe; %s for the tutorial\'s).' % cifar10.MOMENTUM,
-         {'lower_bound': 0.0, 'upper_bound': 1.0}),
+         FRACTION),
         ('float', 'num_epochs_per_decay', None,
          'Epochs after which the learning rate decays (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'
@@ -183,12 +188,12 @@ _GROUPS = {
         ('float', 'weight_decay', None,
          'Decoupled weight decay of --optimizer=decoupled_nesterov, per '
          '1,024 examples (default: the --model\'s recipe).',
-         {'lower_bound': 0.0, 'upper_bound': 1.0}),
+         FRACTION),
         ('float', 'learning_rate_decay_factor', None,
          'Factor applied to the learning rate at each decay (default: the '
          '--model\'s recipe; %s for the tutorial\'s).'
          % cifar10.LEARNING_RATE_DECAY_FACTOR,
-         {'lower_bound': 0.0, 'upper_bound': 1.0}),
+         FRACTION),
     ],
     'checkpoint': [
         ('string', 'checkpoint_dir', '/tmp/cifar10_train',
@@ -230,7 +235,7 @@ _GROUPS['schedule'] = [
     ('integer', 'plateau_eval_steps', schedules.PLATEAU_EVAL_STEPS,
      'Steps between evaluations of the --validation_examples held-out '
      'records with --lr_schedule=plateau.',
-     {'lower_bound': 1, 'upper_bound': MAX_STEP_INTERVAL}),
+     STEP_INTERVAL),
     ('integer', 'plateau_patience', schedules.PLATEAU_PATIENCE,
      'Evaluations in a row without a better validation precision after '
      'which --lr_schedule=plateau decays the rate.',

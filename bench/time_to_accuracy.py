@@ -11,7 +11,8 @@ epoch, all of them kept. Training runs alone: the checkpoints are evaluated
 afterwards (precision @ 1 on the test file of --data_dir and, with
 --exact_dir, of that directory), so that evaluation does not take the CPU
 from training. A recipe whose directory already holds a finished run is not
-trained again (delete the directory to retrain).
+trained again, and a checkpoint scored before is not scored again (delete
+the directory to retrain).
 
 It prints one table: per checkpoint, the epochs trained, the wall seconds
 from the trainer's launch to the checkpoint, the examples/sec over that
@@ -25,6 +26,7 @@ from __future__ import print_function
 
 import argparse
 import glob
+import json
 import os
 import re
 import shlex
@@ -125,7 +127,29 @@ def checkpoints_of(train_dir):
 
 
 def evaluate(args, name, flags, data_dir, paths):
-  """{prefix: precision @ 1} of each checkpoint on data_dir's test file."""
+  """{prefix: precision @ 1} of each checkpoint on data_dir's test file.
+
+  The scores are kept in the run's directory (scores_<data dir>_tta<N>.json)
+  and a checkpoint scored before is not scored again.
+  """
+  cache = os.path.join(args.out_dir, name, 'scores_%s_tta%d.json' % (
+      os.path.basename(os.path.normpath(data_dir)), args.tta))
+  scores = {}
+  if os.path.exists(cache):
+    with open(cache) as f:
+      scores = json.load(f)
+  missing = [p for p in paths if os.path.basename(p) not in scores]
+  if missing:
+    scores.update((os.path.basename(path), precision) for path, precision
+                  in _score(args, name, flags, data_dir, missing).items())
+    with open(cache + '.tmp', 'w') as f:
+      json.dump(scores, f, indent=1, sort_keys=True)
+    os.rename(cache + '.tmp', cache)
+  return {path: scores[os.path.basename(path)] for path in paths}
+
+
+def _score(args, name, flags, data_dir, paths):
+  """{prefix: precision @ 1} of each checkpoint, evaluated now."""
   from cifar10lib import cli
   from cifar10lib import datasets
   from cifar10lib import evaluation

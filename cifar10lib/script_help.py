@@ -87,9 +87,8 @@ def text(script, docstring, full=False):
     # absl's rendering of each flag, so that the text reads as absl's help.
     _render(group, lines)
   if full:
-    everything = flags.FLAGS._flags()  # pylint: disable=protected-access
-    rest = [flag for name, flag in sorted(everything.items())
-            if name not in own and name == flag.name]
+    rest = [flags.FLAGS[name] for name in sorted(flags.FLAGS)
+            if name not in own and name == flags.FLAGS[name].name]
     lines.extend(['', 'absl\'s own flags:'])
     _render(rest, lines)
   else:

@@ -1,5 +1,6 @@
-"""bench/benchmark.py's options and header lines (the benchmark itself is
-run by hand: speed is never asserted in a test).
+"""bench/benchmark.py's options and header lines, and bench/peak_flops.py's
+output (the benchmarks themselves are run by hand: speed is never asserted
+in a test).
 
 --quick stands for a short set of options, each of which an option given
 beside it overrides; the header's helper processes run against this
@@ -7,6 +8,8 @@ checkout's package layout and keep TensorFlow's start-up chatter to
 themselves.
 """
 import os
+import re
+import subprocess
 import sys
 
 from conftest import REPO
@@ -34,3 +37,17 @@ def test_header_helpers_print_nothing_of_their_own(capfd):
   assert threads.startswith('intra_op 0, inter_op 0, input threads ')
   out, err = capfd.readouterr()
   assert out == '' and err == ''
+
+
+def test_peak_flops_prints_a_rate_per_precision():
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'bench', 'peak_flops.py'),
+       '--n', '64', '--seconds', '0.2'], stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, universal_newlines=True, timeout=240)
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith('machine: '), lines
+  assert re.match(r'^float32: \d+ GFLOP/s \(64x64 matrix products', lines[1])
+  # bfloat16 products: a rate, or a runtime that has none says so.
+  assert re.match(r'^bfloat16: (\d+ GFLOP/s|not available on this runtime)',
+                  lines[2]), lines

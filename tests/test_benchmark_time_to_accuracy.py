@@ -1,9 +1,11 @@
 """bench/time_to_accuracy.py and bench/gpu_check.sh on tiny data.
 
 A two-step recipe is trained, each kept checkpoint scored on the test file
-of two data directories, and the table parsed; the plot is a valid PNG
-where matplotlib is installed, and one line saying it is not otherwise.
+of two data directories, and the table parsed; a second call reuses the run
+and its kept scores; the plot is a valid PNG where matplotlib is installed,
+and one line saying it is not otherwise.
 """
+import json
 import os
 import re
 import struct
@@ -59,11 +61,21 @@ def test_table_and_plot_of_a_tiny_recipe(tmp_path):
   else:
     assert 'No plot: matplotlib is not installed' in result.stdout
     assert not os.path.exists(png)
-  # A second call reuses the finished run rather than training again.
+  # A second call reuses the finished run rather than training again, and
+  # the kept scores rather than scoring again: a score planted in the file
+  # comes back as it is.
+  scores_file = os.path.join(out_dir, 'tiny', 'scores_data_tta0.json')
+  with open(scores_file) as f:
+    scores = json.load(f)
+  assert sorted(scores) == ['model.ckpt-2', 'model.ckpt-4', 'model.ckpt-5']
+  scores['model.ckpt-2'] = 0.123456
+  with open(scores_file, 'w') as f:
+    json.dump(scores, f)
   again = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=TIMEOUT, cwd=REPO)
   assert 'reusing the finished run' in again.stdout
-  assert ROW.findall(again.stdout) == rows
+  assert ROW.findall(again.stdout) == [rows[0][:4] + ('0.1235',) + rows[0][5:]
+                                       ] + rows[1:]
 
 
 def test_gpu_check_on_a_cpu_says_no_gpu_and_exits_0(tmp_path):

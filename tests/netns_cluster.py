@@ -55,20 +55,25 @@ def _pids_in(namespace):
   return [int(p) for p in result.stdout.split()]
 
 
+def _kill_until_gone(find_pids):
+  """SIGKILLs the pids find_pids() returns until it returns none; a process
+  forking meanwhile is caught by the next of three rounds."""
+  for _ in range(3):
+    pids = find_pids()
+    if not pids:
+      return
+    for pid in pids:
+      try:
+        os.kill(pid, signal.SIGKILL)
+      except OSError:
+        pass
+    time.sleep(0.05)
+
+
 def _kill_and_delete(names):
   """SIGKILLs every process in the namespaces, then deletes them."""
   for name in names:
-    # A process forking meanwhile is caught by the next round.
-    for _ in range(3):
-      pids = _pids_in(name)
-      if not pids:
-        break
-      for pid in pids:
-        try:
-          os.kill(pid, signal.SIGKILL)
-        except OSError:
-          pass
-      time.sleep(0.05)
+    _kill_until_gone(lambda: _pids_in(name))
   for name in names:
     _ip('netns', 'delete', name, check=False)
 
@@ -275,17 +280,8 @@ class Cluster(object):
     namespace = self.hosts[host]
     started = [proc for name, proc in self._procs.items()
                if self._namespace_of.get(name) == namespace]
-    for _ in range(3):
-      pids = set(_pids_in(namespace)) | {
-          proc.pid for proc in started if proc.poll() is None}
-      if not pids:
-        break
-      for pid in pids:
-        try:
-          os.kill(pid, signal.SIGKILL)
-        except OSError:
-          pass
-      time.sleep(0.05)
+    _kill_until_gone(lambda: set(_pids_in(namespace)) | {
+        proc.pid for proc in started if proc.poll() is None})
     for proc in started:
       proc.wait()
 

@@ -170,10 +170,9 @@ def _score(args, name, flags, data_dir, paths):
   return precisions
 
 
-def rows_of(args, name, flags):
-  """The table's rows of one recipe (training it first if need be)."""
+def rows_of(args, name, flags, launch, wall):
+  """The table's rows of one trained recipe (its checkpoints scored)."""
   from cifar10lib import datasets
-  launch, wall = train(args, name, flags)
   cfg = recipe_config(flags)
   examples = datasets.split(args.data_dir, 'train').num_examples
   found = checkpoints_of(os.path.join(args.out_dir, name, 'train'))
@@ -249,9 +248,13 @@ def main(argv):
   import report  # bench/, next to this file
   print('machine: %s; %d cores available' % (
       report.cpu_description(), len(os.sched_getaffinity(0))), flush=True)
+  # Every recipe trains before any evaluation, so that no evaluation takes
+  # the CPU from a later recipe's training.
+  trained = [(name, flags) + train(args, name, flags)
+             for name, flags in args.recipes]
   rows = []
-  for name, flags in args.recipes:
-    rows.extend(rows_of(args, name, flags))
+  for name, flags, launch, wall in trained:
+    rows.extend(rows_of(args, name, flags, launch, wall))
   print_table(args, rows)
   if args.plot:
     plot(args.plot, rows)

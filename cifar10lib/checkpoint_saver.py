@@ -35,8 +35,8 @@ class _CheckpointSaver(tf.train.Saver):
     self._bytes_needed = sum(
         v.shape.num_elements() * v.dtype.base_dtype.size
         for v in tf.global_variables() if v.shape.is_fully_defined())
-    # The graph (.meta) takes about as much as its definition; the rest of
-    # the graph is added after the saver, so it is measured at the failure.
+    # The rest of the graph is added after the saver: its file (.meta) is
+    # measured at the failure.
     self._graph = tf.get_default_graph()
     self._written = set()
 
@@ -93,8 +93,12 @@ class _CheckpointSaver(tf.train.Saver):
         'removed, the checkpoints saved before are kept'
         % (directory, os.path.basename(prefix),
            reasons[-1] if reasons else lines[0],
-           (self._bytes_needed + self._graph.as_graph_def().ByteSize()) / 1e6,
-           free))
+           (self._bytes_needed + self._graph_bytes()) / 1e6, free))
+
+  def _graph_bytes(self):
+    """The size of the checkpoint's graph file (.meta), as save writes it."""
+    with self._graph.as_default():
+      return self.export_meta_graph().ByteSize()
 
 
 def checkpoint_saver(max_to_keep=5):  # TensorFlow's own default

@@ -14,11 +14,13 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 import fakes
-from conftest import one_error_line, run_script, run_unprivileged
+from conftest import REPO, one_error_line, run_script, run_unprivileged
 
 TRAIN = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05']
 
@@ -195,41 +197,73 @@ def test_record_is_written_atomically_and_names_the_options(base):
   assert not glob.glob(os.path.join(base[1], '*.tmp'))
 
 
-def test_failed_save_leaves_no_temporary_file_and_a_true_state(tmp_path):
-  """What a full disk leaves when the graph (.meta) is the file that fails:
-  the saver has already named the checkpoint in the state file, and its
-  graph is half-written under a temporary name."""
-  from cifar10lib import checkpoints
-  from cifar10lib import checkpoint_saver
-  from cifar10lib.compat import tf
-  train_dir = str(tmp_path)
-  prefix = os.path.join(train_dir, 'model.ckpt')
-  with tf.Graph().as_default():
-    tf.train.get_or_create_global_step()
-    tf.get_variable('weights', [1000])
-    saver = checkpoint_saver.checkpoint_saver()
-    with tf.Session() as session:
-      session.run(tf.global_variables_initializer())
-      saver.save(session, prefix, global_step=10)
-    before = digests(train_dir)
-    for name in ['model.ckpt-30.index', 'model.ckpt-30.data-00000-of-00001',
-                 'model.ckpt-30.meta.tmp5c2e9a']:
-      with open(os.path.join(train_dir, name), 'wb') as f:
-        f.write(b'partial')
-    checkpoints.write_state(train_dir, prefix + '-30',
-                            [prefix + '-10', prefix + '-30'])
-    error = saver._failed(  # pylint: disable=protected-access
-        prefix + '-30', False, tf.errors.ResourceExhaustedError(
-            None, None, 'model.ckpt-30.meta.tmp5c2e9a; No space left on '
-            'device'))
-  line = str(error)
-  assert len(line.splitlines()) == 1
-  assert 'cannot save checkpoint model.ckpt-30: No space left on device' in line
-  assert 'its graph included' in line
-  after = digests(train_dir)
-  assert sorted(after) == sorted(before)
-  assert {n: after[n] for n in before if n != 'checkpoint'} == {
-      n: d for n, d in before.items() if n != 'checkpoint'}
-  with open(os.path.join(train_dir, 'checkpoint')) as f:
-    state = f.read()
-  assert 'model.ckpt-30' not in state and '"model.ckpt-10"' in state
+# Runs in a mount namespace of its own: the tmpfs is gone when it ends, even
+# if the test is killed. $1 mount point, $2 directory to copy in, $3 bytes
+# to leave free, $4 where to copy the result out; the rest: the trainer.
+FULL_DISK = r'''
+set -e
+mount -t tmpfs -o size=64m tmpfs "$1"
+cp -a "$2" "$1/train"
+"$5" -c 'import os, shutil, sys
+free = shutil.disk_usage(sys.argv[1]).free - int(sys.argv[2])
+with open(os.path.join(sys.argv[1], "filler"), "wb") as f:
+  os.posix_fallocate(f.fileno(), 0, free)' "$1" "$3"
+mount_point=$1 out=$4
+shift 4
+set +e
+"$@"
+status=$?
+cp -a "$mount_point/train" "$out"
+exit $status
+'''
+
+
+def test_disk_full_at_the_graph_leaves_no_temporary_file_and_a_true_state(
+    base, tmp_path):
+  """A real full disk (a tmpfs) with room for the next checkpoint's
+  variables but not its graph (.meta): the saver has already named the
+  checkpoint in the state file, and has half-written its graph under a
+  temporary name, when the write fails."""
+  probe = subprocess.run(['unshare', '-m', 'true'], stderr=subprocess.PIPE,
+                         universal_newlines=True)
+  if probe.returncode != 0:
+    pytest.skip('cannot make a mount namespace for a small tmpfs (needs '
+                'root): ' + probe.stderr.strip())
+  data = base[0]
+  # What the resumed run writes up to its save at 25: its events file and
+  # the checkpoint; the disk is left half the graph short of that.
+  free_run = copy_of(base, tmp_path)
+  before = digests(free_run)
+  assert resume(data, free_run, 25).returncode == 0
+  added = {n: os.path.getsize(os.path.join(free_run, n))
+           for n in os.listdir(free_run) if n not in before}
+  graph = added['model.ckpt-25.meta']
+  room = sum(size for name, size in added.items()
+             if not name.startswith('model.ckpt-25.meta')) + 4096 * len(added)
+  mount_point = str(tmp_path / 'disk')
+  os.mkdir(mount_point)
+  out = str(tmp_path / 'after')
+  result = subprocess.run(
+      ['unshare', '-m', 'bash', '-c', FULL_DISK, 'full_disk', mount_point,
+       base[1], str(room + graph // 2), out, sys.executable,
+       os.path.join(REPO, 'cifar10_train.py'), '--data_dir', data,
+       '--train_dir', mount_point + '/train', '--max_steps', '25',
+       '--save_checkpoint_steps', '5', '--norm', 'none'] + TRAIN,
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      universal_newlines=True, timeout=180)
+  line = one_error_line(result, 'cifar10_train.py', 'cannot save checkpoint '
+                        'model.ckpt-25: No space left on device', status=1)
+  needed, free = re.search(r'needs about ([0-9.]+) MB.*\(([0-9.]+) MB free\)',
+                           line).groups()
+  assert float(needed) >= float(free), line
+  after = digests(out)
+  assert not [n for n in after if 'tmp' in n or '_temp' in n], sorted(after)
+  assert not [n for n in after if n.startswith('model.ckpt-25')]
+  assert_unchanged_up_to(digests(base[1]), after, 20)
+  with open(os.path.join(out, 'checkpoint')) as f:
+    named = re.findall(r'"(model\.ckpt-\d+)"', f.read())
+  assert named and all(n + '.index' in after for n in named), named
+  # The directory, copied off the full disk, resumes where it was.
+  resumed = resume(data, out, 25)
+  assert resumed.returncode == 0, resumed.stderr
+  assert 'Resuming from %s/model.ckpt-20' % out in resumed.stdout

@@ -33,6 +33,9 @@ from cifar10lib.errors import UserError
 from cifar10lib import schedules
 
 FLAGS = flags.FLAGS
+# A save writes its .index in well under this: a checkpoint that did not
+# read beside a trainer is looked at again this much later at the soonest.
+RELOOK_SECS = 5
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'checkpoint',
                  'preprocessing', 'session')
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
@@ -72,8 +75,9 @@ def _still_being_written(resolution, unreadable_once):
 
   A checkpoint that the state file does not name may be a save still being
   written beside the evaluator (the first save has no state file yet): the
-  first time it does not read, the watcher looks again at its next look;
-  the second time, the evaluation reports it unreadable.
+  first time it does not read, the watcher looks again at its next look,
+  RELOOK_SECS later at the soonest; the second time, the evaluation reports
+  it unreadable.
   """
   if (FLAGS.run_once or not resolution.note or
       resolution.path == unreadable_once):
@@ -116,6 +120,7 @@ def evaluate(cfg, split):
   last_evaluated = None
   said_waiting = said_next = False
   last_note = unreadable_once = None
+  looking_again = False
   try:
     while True:
       resolution = checkpoints.resolve(cfg.checkpoint_dir)
@@ -150,6 +155,7 @@ def evaluate(cfg, split):
             print('Skipping: %s' % e, flush=True)
       elif checkpoint != last_evaluated:
         unreadable_once = checkpoint
+        looking_again = True
       if FLAGS.run_once:
         return
       if not said_next:
@@ -159,7 +165,9 @@ def evaluate(cfg, split):
               % FLAGS.eval_interval_secs, flush=True)
         said_next = True
       evaluation.rearm_sigint()
-      time.sleep(FLAGS.eval_interval_secs)
+      time.sleep(max(FLAGS.eval_interval_secs, RELOOK_SECS) if looking_again
+                 else FLAGS.eval_interval_secs)
+      looking_again = False
   except (KeyboardInterrupt, SystemError) as e:
     # Ctrl-C landing inside one of TensorFlow 1.15's SWIG calls (reading the
     # `checkpoint` file) comes out as a SystemError caused by the interrupt.

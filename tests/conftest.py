@@ -9,7 +9,6 @@ fails the run if the scripts' default directories under /tmp gained anything.
 import hashlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -22,8 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import fakes  # noqa: E402  (after the repository is on the path)
-from script_runs import (as_a_terminal_starts_it, run_script,  # noqa: E402,F401
-                         run_scripts)
+from script_runs import (as_a_terminal_starts_it, kill_session,  # noqa: E402,F401
+                         run_script, run_scripts)
 
 # The scripts' defaults for --train_dir/--checkpoint_dir, --eval_dir and
 # --data_dir: no test may write there.
@@ -290,8 +289,7 @@ class Proc(object):
 
   def kill(self):
     """SIGKILL to the script's whole session, if it still runs."""
-    if self.popen.poll() is None:
-      os.killpg(self.popen.pid, signal.SIGKILL)
+    kill_session(self.popen)
     self.finish()
 
 

@@ -9,7 +9,7 @@ script imports first (cli, then cifar10). The child executes the script as
 `__main__` and ends as the interpreter would: non-daemon threads joined,
 atexit handlers run. fresh=True, or an environment variable that TensorFlow
 reads while it is imported, starts a new interpreter instead;
-test_reliability_mistakes.test_forked_case_matches_plain_subprocess checks
+test_user_errors.test_forked_case_matches_plain_subprocess checks
 that both give the same.
 """
 import atexit
@@ -149,6 +149,18 @@ def as_a_terminal_starts_it():
   for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(sig, signal.SIG_DFL)
   signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def kill_session(proc):
+  """SIGKILL to the session of proc, a Popen started with
+  start_new_session=True (its children share it), if proc still runs; then
+  waits for proc."""
+  if proc.poll() is None:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+  proc.wait()
 
 
 def run_script(script, *args, timeout=240, env=None, check=True, fresh=False):

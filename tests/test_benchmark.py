@@ -1,5 +1,5 @@
-"""bench/benchmark.py's options and header lines, and bench/peak_flops.py's
-output (the benchmarks themselves are run by hand: speed is never asserted
+"""bench/benchmark.py's options and header lines, and the output of
+bench/peak_flops.py and bench/data_layout.py (the benchmarks themselves are run by hand: speed is never asserted
 in a test).
 
 --quick stands for a short set of options, each of which an option given
@@ -51,3 +51,19 @@ def test_peak_flops_prints_a_rate_per_precision():
   # bfloat16 products: a rate, or a runtime that has none says so.
   assert re.match(r'^bfloat16: (\d+ GFLOP/s|not available on this runtime)',
                   lines[2]), lines
+
+
+def test_data_layout_prints_a_rate_or_a_reason_per_layout():
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'bench', 'data_layout.py'),
+       '--batch_size', '4', '--widths', '4,8,8', '--steps', '2',
+       '--precision', 'float32'], stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, universal_newlines=True, timeout=240)
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith('machine: ') and 'widths 4,8,8' in lines[0]
+  assert re.match(r'^NHWC: \d+\.\d examples/sec \(median of 2 steps\)$',
+                  lines[1]), lines
+  # NCHW: a rate, or a runtime without NCHW kernels on CPU says so.
+  assert re.match(r'^NCHW: (\d+\.\d examples/sec|cannot run on this '
+                  r'runtime \(.+\))', lines[2]), lines

@@ -1,7 +1,8 @@
 """bench/time_to_accuracy.py and bench/gpu_check.sh on tiny data.
 
-A two-step recipe is trained, each kept checkpoint scored on the test file
-of two data directories, and the table parsed; a second call reuses the run
+Two tiny recipes are trained, both before any evaluation, each kept
+checkpoint scored on the test file of two data directories, and the table
+parsed; a second call reuses the run
 and its kept scores; the plot is a valid PNG where matplotlib is installed,
 and one line saying it is not otherwise.
 """
@@ -38,9 +39,16 @@ def test_table_and_plot_of_a_tiny_recipe(tmp_path):
          '--out_dir', out_dir, '--checkpoints_per_epoch=2.5',
          '--recipe', 'tiny=--batch_size=8 --epochs=1 '
          '--min_fraction_of_examples_in_queue=0.1', '--plot', png]
-  result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=TIMEOUT, cwd=REPO)
+  other = ['--recipe', 'other=--batch_size=8 --epochs=0.4 '
+           '--min_fraction_of_examples_in_queue=0.1']
+  result = subprocess.run(cmd + other, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=TIMEOUT, cwd=REPO)
   assert result.returncode == 0, result.stderr
+  # Both recipes train before the first evaluation takes the CPU.
+  out = result.stdout
+  assert out.index('other: ') < out.index('precision @ 1 = '), out
+  assert re.search(r'^\| other \| 2 \| 0\.40 \|', out, re.M), out
   rows = ROW.findall(result.stdout)
   # 40 records of batch 8: 5 steps, a checkpoint every 2 and at the end.
   assert [int(r[0]) for r in rows] == [2, 4, 5], result.stdout

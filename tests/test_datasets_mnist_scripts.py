@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script
+from script_runs import kill_session
 from fakes import write_idx
 
 TRAIN, TEST, BATCH = 600, 200, 32
@@ -145,8 +146,7 @@ def test_distributed(data_dir, tmp_path):
                      '--log_frequency=6', *hosts,
                      env={'TF_CONFIG': ''}).stdout
   finally:
-    os.killpg(ps_proc.pid, 9)
-    ps_proc.wait()
+    kill_session(ps_proc)
   assert epochs(out) == {6: '0.3', 12: '0.6'}, out
   precision(_eval(data_dir, train_dir, tmp_path, '--model=softmax'), TEST)
 

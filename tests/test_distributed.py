@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from script_runs import as_a_terminal_starts_it
+from script_runs import as_a_terminal_starts_it, kill_session
 from conftest import REPO, run_script
 import fakes
 
@@ -60,17 +60,11 @@ class Cluster(object):
 
   def kill(self, name):
     """SIGKILL to name's process group; waits for it to end."""
-    os.killpg(self._procs[name].pid, signal.SIGKILL)
-    self._procs[name].wait()
+    kill_session(self._procs[name])
 
   def kill_all(self):
     for proc in self._procs.values():
-      if proc.poll() is None:
-        try:
-          os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-          pass
-        proc.wait()
+      kill_session(proc)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script, run_scripts
+from script_runs import kill_session
 import fakes
 from fakes import write_dataset
 
@@ -120,9 +121,7 @@ def test_multi_tower_and_distributed_trainers(name, tiny_data, tmp_path):
     out, _ = ps.communicate(timeout=TIMEOUT)
     assert 'ps 0: stopped by SIGTERM' in out
   finally:
-    if ps.poll() is None:
-      os.killpg(ps.pid, signal.SIGKILL)
-      ps.wait()
+    kill_session(ps)
 
 
 def _refused(result, script, other, name):

@@ -35,7 +35,7 @@ from cifar10lib import schedules
 FLAGS = flags.FLAGS
 # A save writes its .index in well under this: a checkpoint that did not
 # read beside a trainer is looked at again this much later at the soonest.
-RELOOK_SECS = 5
+RELOOK_SECS = 2
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'checkpoint',
                  'preprocessing', 'session')
 flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',

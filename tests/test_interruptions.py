@@ -208,15 +208,17 @@ def test_sigkill_at_any_moment_leaves_a_resumable_directory(tmp_path, data):
 def test_evaluation_beside_training_reads_only_whole_checkpoints(tmp_path,
                                                                   data):
   train_dir, eval_dir = tmp_path / 'train', tmp_path / 'eval'
+  # Long enough (a save every step) that the evaluator, which looks at a
+  # first checkpoint that did not read again 2 s later, scores several.
   trainer = Proc('cifar10_train.py',
-                 *train_args(data, train_dir, '--max_steps', '30',
+                 *train_args(data, train_dir, '--max_steps', '100',
                              '--save_checkpoint_steps', '1'))
   evaluator = Proc('cifar10_eval.py', '--data_dir', data,
                    '--checkpoint_dir', str(train_dir),
                    '--eval_dir', str(eval_dir), '--batch_size', BATCH,
                    '--eval_interval_secs', '0')
   assert trainer.finish() == 0, trainer.stderr
-  evaluator.wait_for(lambda: 'global step 30,' in evaluator.stdout,
+  evaluator.wait_for(lambda: 'global step 100,' in evaluator.stdout,
                      'the last checkpoint evaluated')
   evaluator.popen.send_signal(signal.SIGINT)
   assert evaluator.finish() == 0, evaluator.stderr

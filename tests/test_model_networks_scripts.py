@@ -92,7 +92,8 @@ def test_trains_resumes_evaluates_and_classifies(name, tiny_data, tmp_path):
       item.split(' (')[0] in CLASS_NAMES for item in shown), line
   probabilities = [float(item.split('(')[1].rstrip(')')) for item in shown]
   assert probabilities == sorted(probabilities, reverse=True)
-  assert 0.0 < sum(probabilities) <= 1.0 + 1e-6
+  # Printed to 3 decimals: three rounded values may exceed 1 by 0.0015.
+  assert 0.0 < sum(probabilities) <= 1.0 + 3 * 0.0005 + 1e-9
 
 
 @pytest.mark.parametrize('name', NAMES)

@@ -76,6 +76,11 @@ def learning_rate(global_step, num_examples_per_epoch, examples_per_step,
   tf.add_to_collection(PLAN_KEY, plan)
   fractions, values = zip(*TRIANGLE)
   step = tf.cast(global_step, tf.float32)
+  # Read by the network when its gradients are built: past these epochs it
+  # skips the whitening biases' gradient, which would take no step anyway.
+  del graph.get_collection_ref(whitened_cnn.WHITENING_BIASES_TRAIN)[:]
+  tf.add_to_collection(whitened_cnn.WHITENING_BIASES_TRAIN,
+                       step < WHITEN_BIAS_EPOCHS * plan.steps_per_epoch)
   points = [f * steps for f in fractions]
   multiplier = tf.where(
       step < points[1],

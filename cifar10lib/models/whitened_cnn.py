@@ -52,6 +52,9 @@ LABEL_SMOOTHING = 0.2
 BATCH_NORM_BIASES = 'batch_norm_biases'
 WHITENING_BIASES = 'whitening_biases'
 LABEL_SMOOTHING_KEY = 'label_smoothing'
+# A boolean tensor, true while WHITENING_BIASES train: where the optimizer
+# puts it, the first group's input gradient is computed only while true.
+WHITENING_BIASES_TRAIN = 'whitening_biases_train'
 
 _RECIPE = dict(optimizer='decoupled_nesterov', learning_rate=11.5,
                momentum=0.85, weight_decay=0.0153, epochs=10.0,
@@ -124,9 +127,30 @@ def prepare_images(images):
   _prepared['whitening'] = whitening(images)
 
 
+def _gelu_cdf(x):
+  # The standard normal's distribution function, GELU's gate.
+  return 0.5 + 0.5 * tf.math.erf(x * 0.7071067811865476)
+
+
+def _gelu_slope(x, cdf):
+  """GELU's derivative at x, from its gate cdf already computed there."""
+  return cdf + x * tf.exp(-0.5 * tf.square(x)) * 0.3989422804014327
+
+
+@tf.custom_gradient
 def _gelu(x):
-  # tf.nn.gelu is not in TensorFlow 1.15; this is its exact (erf) form.
-  return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
+  """x times the normal's cdf at x: GELU's exact (erf) form.
+
+  tf.nn.gelu is not in TensorFlow 1.15. Written by hand, its gradient
+  reuses the forward pass's gate: about half the element-wise passes over
+  the activations that differentiating the formula takes, and those
+  passes are most of this network's time outside its convolutions.
+  """
+  cdf = _gelu_cdf(x)
+
+  def grad(dy):
+    return dy * _gelu_slope(x, cdf)
+  return x * cdf, grad
 
 
 def _uniform(fan_in):
@@ -135,8 +159,7 @@ def _uniform(fan_in):
   return tf.random_uniform_initializer(-bound, bound)
 
 
-def _conv(x, name, filters):
-  in_channels = x.shape.as_list()[-1]
+def _conv_weights(name, in_channels, filters):
   with tf.variable_scope(name):
     # The first in_channels filters pass their channel through.
     identity = np.zeros([3, 3, in_channels, filters], np.float32)
@@ -148,9 +171,13 @@ def _conv(x, name, filters):
     def initial(shape, dtype=None, partition_info=None):
       del dtype, partition_info
       return _uniform(9 * in_channels)(shape) * keep + identity
-    kernel = layers.variable_on_cpu('weights', [3, 3, in_channels, filters],
-                                    initial, tf.float32)
-    return tf.nn.conv2d(x, tf.cast(kernel, x.dtype), [1, 1, 1, 1], 'SAME')
+    return layers.variable_on_cpu('weights', [3, 3, in_channels, filters],
+                                  initial, tf.float32)
+
+
+def _conv(x, name, filters):
+  kernel = _conv_weights(name, x.shape.as_list()[-1], filters)
+  return tf.nn.conv2d(x, tf.cast(kernel, x.dtype), [1, 1, 1, 1], 'SAME')
 
 
 def _batch_norm(x, name, train):
@@ -178,7 +205,8 @@ def _batch_norm(x, name, train):
     return y
 
 
-def _whiten(images, train):
+def _whitening_variables(train):
+  """The whitening layer's (kernel [2, 2, 3, 24], biases [24])."""
   with tf.variable_scope('whiten'):
     values, vectors = _prepared.get('whitening', (None, None))
     if train and values is None:
@@ -195,10 +223,45 @@ def _whiten(images, train):
                                     tf.zeros_initializer(), tf.float32)
     if train and biases not in tf.get_collection(WHITENING_BIASES):
       tf.add_to_collection(WHITENING_BIASES, biases)
-    kernel = whitening_kernel(eigenvalues, eigenvectors)
-    out = tf.nn.conv2d(images, tf.cast(kernel, images.dtype), [1, 1, 1, 1],
-                       'VALID')
-    return _gelu(tf.nn.bias_add(out, tf.cast(biases, images.dtype)))
+    return whitening_kernel(eigenvalues, eigenvectors), biases
+
+
+def _whiten_then_conv(images, kernel, biases, weights):
+  """group1/conv1 of GELU(whitening(images) + biases).
+
+  The whitening's biases are the only weights below the first group, and
+  they train for the first epochs only (WHITENING_BIASES_TRAIN, set by the
+  optimizer): after those, their gradient -- a backward convolution at full
+  resolution and the whitening GELU's backward pass, about a fifth of a
+  step -- is not computed at all.
+  """
+  dtype = images.dtype
+  strides = [1, 1, 1, 1]
+
+  @tf.custom_gradient
+  def block(images, kernel, biases, weights):
+    pre = tf.nn.bias_add(tf.nn.conv2d(images, kernel, strides, 'VALID'),
+                         biases)
+    cdf = _gelu_cdf(pre)
+    hidden = pre * cdf
+    out = tf.nn.conv2d(hidden, weights, strides, 'SAME')
+
+    def grad(dy):
+      d_weights = tf.nn.conv2d_backprop_filter(hidden, tf.shape(weights), dy,
+                                               strides, 'SAME')
+
+      def d_biases():
+        d_hidden = tf.nn.conv2d_backprop_input(tf.shape(hidden), weights, dy,
+                                               strides, 'SAME')
+        return tf.reduce_sum(d_hidden * _gelu_slope(pre, cdf), [0, 1, 2])
+      gate = tf.get_collection(WHITENING_BIASES_TRAIN)
+      d_b = (tf.cond(gate[-1], d_biases, lambda: tf.zeros_like(biases))
+             if gate else d_biases())
+      # The images and the fixed whitening take no gradient.
+      return None, None, d_b, d_weights
+    return out, grad
+  return block(images, tf.cast(kernel, dtype), tf.cast(biases, dtype),
+               tf.cast(weights, dtype))
 
 
 def _network(name, images, num_classes, train):
@@ -207,10 +270,14 @@ def _network(name, images, num_classes, train):
                     '--augmentation=translate_flip (its default)' % name)
   if train:
     tf.add_to_collection(LABEL_SMOOTHING_KEY, LABEL_SMOOTHING)
-  x = _whiten(images, train)
+  kernel, biases = _whitening_variables(train)
   for g, width in enumerate(WIDTHS[name], 1):
     with tf.variable_scope('group%d' % g):
-      x = _conv(x, 'conv1', width)
+      if g == 1:
+        x = _whiten_then_conv(images, kernel, biases, _conv_weights(
+            'conv1', 2 * PATCH * PATCH * 3, width))
+      else:
+        x = _conv(x, 'conv1', width)
       x = tf.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], 'VALID')
       x = _gelu(_batch_norm(x, 'norm1', train))
       x = _conv(x, 'conv2', width)

@@ -1,0 +1,208 @@
+"""Each network's training speed on this CPU, as a share of its matrix peak.
+
+    python bench/network_speed.py                                  # every network, float32
+    python bench/network_speed.py --models whitened_cnn --profile  # and where its step's time goes
+    ONEDNN_MAX_CPU_ISA=AVX2 python bench/network_speed.py --models whitened_cnn
+
+For each --models network this builds cifar10_train.py's training graph
+(the network, its loss, its recipe's train op, the scripts' session
+settings) on one batch held in variables, so no input pipeline is timed,
+and prints the median examples/sec of --steps steps after a warm-up (and
+the process's CPU time per example, which a busy host's stolen time does
+not inflate as it does wall time), the
+training FLOP/s that is (6 x the forward multiply-adds per example:
+forward, and twice that backward), and that as a share of what
+TensorFlow's own float32 matrix products reach on these cores
+(bench/peak_flops.py). It also names the instruction set oneDNN dispatched
+to, which decides both figures.
+
+--profile adds, per network, the step's time by op type (the sum over
+ops of their time in a traced step, as TensorFlow's RunMetadata records
+it; on 2 cores ops overlap, so the column adds to more than the step).
+Nothing here is a test.
+"""
+from __future__ import absolute_import
+from __future__ import division
+from __future__ import print_function
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+DEFAULT_MODELS = ('cifar10', 'whitened_cnn', 'whitened_cnn_wide', 'resnet20')
+TRAINING_FLOPS_PER_MAC = 6     # 2 per multiply-add, forward + 2x backward
+TOP_OPS = 25
+TRAIN_EXAMPLES = 50000          # CIFAR-10's epoch, for the recipes' schedules
+
+
+def onednn_isa():
+  """The ISA oneDNN dispatches to in a fresh process (ONEDNN_VERBOSE)."""
+  code = ('import os; os.environ["TF_CPP_MIN_LOG_LEVEL"]="3"\n'
+          'import sys; sys.path.insert(0, %r)\n'
+          'from cifar10lib.compat import tf\n'
+          'with tf.Session() as s:\n'
+          '  s.run(tf.nn.conv2d(tf.ones([1, 8, 8, 8]), tf.ones([3, 3, 8, 8]),'
+          ' [1, 1, 1, 1], "SAME"))\n' % REPO)
+  env = dict(os.environ, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1')
+  out = subprocess.run([sys.executable, '-c', code], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True).stdout
+  isa = re.search(r'isa:(.*)', out)
+  return isa.group(1).strip() if isa else 'not reported (oneDNN not used?)'
+
+
+def forward_macs(tf, graph):
+  """Multiply-adds of the forward graph's convolutions and matrix products,
+  per example (the batch dimension divided out by the caller)."""
+  total = 0
+  for op in graph.get_operations():
+    if op.type == 'Conv2D':
+      out = op.outputs[0].shape.as_list()
+      kernel = op.inputs[1].shape.as_list()
+      total += np.prod(out) * kernel[0] * kernel[1] * kernel[2]
+    elif op.type == 'MatMul':
+      a, b = (t.shape.as_list() for t in op.inputs)
+      rows = a[1] if op.get_attr('transpose_a') else a[0]
+      total += rows * np.prod(b)
+  return int(total)
+
+
+def _config(model, batch_size, precision, extra):
+  from absl import flags
+  from cifar10lib import cli, config
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['network_speed', '--model=' + model, '--precision=' + precision]
+              + (['--batch_size=%d' % batch_size] if batch_size else [])
+              + list(extra))
+  return cli, config.from_flags(flags.FLAGS)
+
+
+def measure(model, args):
+  """(examples/sec median, CPU ms per example, forward MACs per example,
+  op profile or None)."""
+  cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
+  from cifar10lib import cifar10
+  from cifar10lib.compat import tf
+  from cifar10lib.models import whitened_cnn
+  batch, ds = cfg.batch_size, cfg.dataset
+  size = ds.image_size if cli.full_images(cfg) else ds.crop_size
+  rng = np.random.RandomState(0)
+  fed = rng.standard_normal([batch, size, size, ds.depth]).astype(np.float32)
+  if cfg.model in whitened_cnn.WIDTHS:
+    whitened_cnn.prepare_images(fed)
+  with tf.Graph().as_default() as graph:
+    global_step = tf.train.get_or_create_global_step()
+    images = tf.Variable(fed, trainable=False, name='fed_images')
+    labels = tf.Variable(rng.randint(0, ds.num_classes, [batch]),
+                         trainable=False, dtype=tf.int32, name='fed_labels')
+    logits = cifar10.inference(images, **cfg.model_options())
+    macs = forward_macs(tf, graph) / float(batch)
+    total_loss = cifar10.loss(logits, labels)
+    train_op = cifar10.train(total_loss, global_step, TRAIN_EXAMPLES, batch,
+                             cfg.recipe, precision=cfg.precision)
+    with tf.Session(config=cli.session_config(cfg)) as sess:
+      sess.run([tf.global_variables_initializer(),
+                tf.local_variables_initializer()])
+      # A recipe's schedule (and what trains when) follows the step.
+      global_step.load(int(args.start_epoch * TRAIN_EXAMPLES / batch), sess)
+      for _ in range(args.warmup_steps):
+        sess.run(train_op)
+      times = []
+      cpu_start = time.process_time()
+      for _ in range(args.steps):
+        start = time.time()
+        sess.run(train_op)
+        times.append(time.time() - start)
+      cpu_ms = 1000.0 * (time.process_time() - cpu_start) / (
+          args.steps * batch)
+      profile = None
+      if args.profile:
+        profile = op_profile(tf, sess, train_op, args.profile_steps,
+                             args.profile == 'node')
+  return batch / float(np.median(times)), cpu_ms, macs, profile
+
+
+def op_profile(tf, sess, fetch, steps, by_node=False):
+  """{op type (or name): mean ms per traced step}, the steps' mean ms."""
+  per_type = collections.Counter()
+  wall = []
+  for _ in range(steps):
+    meta = tf.RunMetadata()
+    start = time.time()
+    sess.run(fetch, options=tf.RunOptions(
+        trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+    wall.append(time.time() - start)
+    for device in meta.step_stats.dev_stats:
+      for node in device.node_stats:
+        kind = node.timeline_label.split('(')[0].split('=')[-1].strip()
+        kind = kind.split(' ')[-1] if kind else node.node_name
+        if by_node:
+          kind = '%s %s' % (node.node_name, kind)
+        per_type[kind] += node.all_end_rel_micros / 1000.0
+  return ({k: v / steps for k, v in per_type.items()},
+          1000.0 * float(np.mean(wall)))
+
+
+def main(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--models', default=','.join(DEFAULT_MODELS))
+  parser.add_argument('--precision', default='float32',
+                      choices=['float32', 'bfloat16'])
+  parser.add_argument('--batch_size', type=int, default=0,
+                      help='0: each network\'s own default')
+  parser.add_argument('--steps', type=int, default=10)
+  parser.add_argument('--warmup_steps', type=int, default=3)
+  parser.add_argument('--profile', choices=['type', 'node'],
+                      help='also trace steps: op time by op type or by op')
+  parser.add_argument('--start_epoch', type=float, default=0.0,
+                      help='time the steps from this epoch on (the fast '
+                      'recipe stops training its whitening after epoch 3)')
+  parser.add_argument('--profile_steps', type=int, default=3)
+  parser.add_argument('--peak_seconds', type=float, default=5.0)
+  args, args.rest = parser.parse_known_args(argv)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import peak_flops  # bench/, next to these files
+  import report
+  from cifar10lib import cli
+  from cifar10lib.compat import tf
+  cli.define_flags('data', 'batch', 'model', 'training', 'session')
+  peak = peak_flops.gflops(tf.float32, 2048, args.peak_seconds)
+  print('machine: %s; %d cores available; TensorFlow %s; oneDNN ISA: %s' % (
+      report.cpu_description(), len(os.sched_getaffinity(0)),
+      tf.__version__, onednn_isa()))
+  print('float32 matrix-product peak: %.0f GFLOP/s (bench/peak_flops.py)'
+        % peak, flush=True)
+  print()
+  print('| network | batch | %s examples/sec (median of %d) | training '
+        'MFLOP / example | GFLOP/s | share of float32 peak | CPU ms / '
+        'example |' % (args.precision, args.steps))
+  print('|---|---:|---:|---:|---:|---:|---:|')
+  profiles = []
+  for model in args.models.split(','):
+    rate, cpu_ms, macs, profile = measure(model, args)
+    flops = TRAINING_FLOPS_PER_MAC * macs
+    _, cfg = _config(model, args.batch_size, args.precision, args.rest)
+    print('| %s | %d | %.1f | %.1f | %.1f | %.0f %% | %.3f |' % (
+        model, cfg.batch_size, rate, flops / 1e6, rate * flops / 1e9,
+        100.0 * rate * flops / 1e9 / peak, cpu_ms), flush=True)
+    if profile:
+      profiles.append((model, profile))
+  for model, (per_type, step_ms) in profiles:
+    print()
+    print('%s: a traced step took %.0f ms; op time by type (ms per step, '
+          'summed over ops):' % (model, step_ms))
+    for kind, ms in sorted(per_type.items(), key=lambda kv: -kv[1])[:TOP_OPS]:
+      print('  %-60s %8.1f' % (kind, ms))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])

@@ -28,8 +28,6 @@ from __future__ import print_function
 import argparse
 import collections
 import os
-import re
-import subprocess
 import sys
 import time
 
@@ -42,22 +40,6 @@ DEFAULT_MODELS = ('cifar10', 'whitened_cnn', 'whitened_cnn_wide', 'resnet20')
 TRAINING_FLOPS_PER_MAC = 6     # 2 per multiply-add, forward + 2x backward
 TOP_OPS = 25
 TRAIN_EXAMPLES = 50000          # CIFAR-10's epoch, for the recipes' schedules
-
-
-def onednn_isa():
-  """The ISA oneDNN dispatches to in a fresh process (ONEDNN_VERBOSE)."""
-  code = ('import os; os.environ["TF_CPP_MIN_LOG_LEVEL"]="3"\n'
-          'import sys; sys.path.insert(0, %r)\n'
-          'from cifar10lib.compat import tf\n'
-          'with tf.Session() as s:\n'
-          '  s.run(tf.nn.conv2d(tf.ones([1, 8, 8, 8]), tf.ones([3, 3, 8, 8]),'
-          ' [1, 1, 1, 1], "SAME"))\n' % REPO)
-  env = dict(os.environ, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1')
-  out = subprocess.run([sys.executable, '-c', code], env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True).stdout
-  isa = re.search(r'isa:(.*)', out)
-  return isa.group(1).strip() if isa else 'not reported (oneDNN not used?)'
 
 
 def forward_macs(tf, graph):
@@ -178,7 +160,7 @@ def main(argv):
   peak = peak_flops.gflops(tf.float32, 2048, args.peak_seconds)
   print('machine: %s; %d cores available; TensorFlow %s; oneDNN ISA: %s' % (
       report.cpu_description(), len(os.sched_getaffinity(0)),
-      tf.__version__, onednn_isa()))
+      tf.__version__, report.onednn_isa()))
   print('float32 matrix-product peak: %.0f GFLOP/s (bench/peak_flops.py)'
         % peak, flush=True)
   print()

@@ -3,10 +3,14 @@ described, and the table benchmark.py prints."""
 from __future__ import division
 from __future__ import print_function
 
+import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def median(values):
@@ -56,6 +60,23 @@ def _quiet_output(code):
     raise SystemExit('benchmark.py: error: a helper process failed (exit %d)'
                      % proc.returncode)
   return proc.stdout
+
+
+def onednn_isa():
+  """The ISA oneDNN dispatches to in a fresh process (ONEDNN_VERBOSE)."""
+  code = ('import os; os.environ["TF_CPP_MIN_LOG_LEVEL"]="3"\n'
+          'import sys; sys.path.insert(0, %r)\n'
+          'from cifar10lib.compat import tf\n'
+          'with tf.Session() as s:\n'
+          '  s.run(tf.nn.conv2d(tf.ones([1, 8, 8, 8]), tf.ones([3, 3, 8, 8]),'
+          ' [1, 1, 1, 1], "SAME"))\n' % _REPO)
+  env = dict(os.environ, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1')
+  out = subprocess.run([sys.executable, '-c', code], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True).stdout
+  isa = re.search(r'isa:(.*)', out)
+  return isa.group(1).strip() if isa else ('none reported: this TensorFlow build runs no oneDNN '
+                                      'kernels')
 
 
 def runtime_description(args):

@@ -246,8 +246,12 @@ def main(argv):
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import report  # bench/, next to this file
-  print('machine: %s; %d cores available' % (
-      report.cpu_description(), len(os.sched_getaffinity(0))), flush=True)
+  print('machine: %s; %d cores available; oneDNN ISA: %s%s' % (
+      report.cpu_description(), len(os.sched_getaffinity(0)),
+      report.onednn_isa(), (' (ONEDNN_MAX_CPU_ISA=%s)'
+                            % os.environ['ONEDNN_MAX_CPU_ISA']
+                            if os.environ.get('ONEDNN_MAX_CPU_ISA') else '')),
+        flush=True)
   # Every recipe trains before any evaluation, so that no evaluation takes
   # the CPU from a later recipe's training.
   trained = [(name, flags) + train(args, name, flags)

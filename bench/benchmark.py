@@ -50,7 +50,8 @@ import tempfile
 import threading
 import time
 
-import report  # bench/, next to this file
+import library  # bench/, next to this file
+import report
 import synthetic_data
 import workers
 from report import median
@@ -193,7 +194,8 @@ def first_step_seconds(train_dir, launch_wall_time):
   the first step, so the wall time of that event marks the step's end.
   """
   import glob
-  from cifar10lib.cifar10 import tf  # only here: the parent stays light otherwise
+  # Only here: the parent stays light otherwise.
+  tf = library.module('cifar10').tf
   first = None
   for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*')):
     for event in tf.train.summary_iterator(path):
@@ -280,7 +282,7 @@ def main(argv):
   args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
   args.data_dir = os.path.join(args.work_dir, 'data')
   sys.path.insert(0, args.repo)
-  from cifar10lib import datasets
+  datasets = library.module('datasets')
   ds = datasets.dataset(args.dataset)
   try:
     if not os.path.isdir(os.path.join(args.data_dir, ds.batches_dir)):

@@ -3,10 +3,15 @@ described, and the table benchmark.py prints."""
 from __future__ import division
 from __future__ import print_function
 
+import os
 import platform
 import shlex
 import subprocess
 import sys
+
+import library  # bench/, next to this file
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
 
 
 def median(values):
@@ -34,7 +39,7 @@ def cpu_description():
   precision.cpu_info reads /proc/cpuinfo (or $CIFAR10_CPUINFO), as the
   scripts do when they decide whether bfloat16 is emulated.
   """
-  from cifar10lib import precision
+  precision = library.module('precision')
   model, cpu_flags = precision.cpu_info()
 
   def has(*names):
@@ -69,7 +74,9 @@ def runtime_description(args):
 def thread_settings(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
           'from absl import flags\n'
-          'from cifar10lib import cli, cifar10_input, config\n'
+          'sys.path.append(%r); import library\n'
+          'cli, cifar10_input, config = [library.module(m) for m in '
+          '("cli", "cifar10_input", "config")]\n'
           'cli.define_flags("data", "download", "split", "batch", "model", '
           '"training", "session")\n'
           'flags.FLAGS(["x"] + %r)\n'
@@ -77,7 +84,7 @@ def thread_settings(args):
           'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'
-          % (args.repo, shlex.split(args.script_args)))
+          % (args.repo, BENCH, shlex.split(args.script_args)))
   out = _quiet_output(code)
   return out.strip().splitlines()[-1] + ' (0 = TensorFlow decides)'
 

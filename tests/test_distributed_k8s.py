@@ -15,7 +15,7 @@ from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'bench'))
 import k8s_cluster  # noqa: E402
-from cifar10lib import cluster_spec  # noqa: E402
+from cifar10lib.training import cluster_spec  # noqa: E402
 
 
 def _documents(text):

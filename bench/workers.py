@@ -102,7 +102,7 @@ def eval_worker(args, num_examples):
       datasets.split(args.data_dir, 'test', cfg.dataset), num_examples,
       cli.session_config(cfg), args.batch_size, cfg.use_fp16,
       cfg.model_options(train=False), cfg.moving_average, cfg.preprocessing,
-      cli.full_images(cfg))
+      full=cli.full_images(cfg))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):

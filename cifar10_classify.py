@@ -33,11 +33,11 @@ import sys
 
 from absl import flags
 
-from cifar10lib import cli
-from cifar10lib import checkpoints
-from cifar10lib import classifying
-from cifar10lib import flag_groups
-from cifar10lib.errors import UserError
+from cifar10lib.base.errors import UserError
+from cifar10lib.checkpoints import checkpoints
+from cifar10lib.cli import cli
+from cifar10lib.cli import flag_groups
+from cifar10lib.evaluation import classifying
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'model', 'checkpoint', 'preprocessing', 'session')

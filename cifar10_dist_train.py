@@ -40,16 +40,16 @@ import time
 
 from absl import flags
 
-from cifar10lib import cli
-from cifar10lib import cifar10
-from cifar10lib import directories
-from cifar10lib import distributed
-from cifar10lib import cluster_spec
-from cifar10lib.compat import tf
-from cifar10lib import flag_groups
-from cifar10lib.errors import UserError
-from cifar10lib import stopping
-from cifar10lib import training
+from cifar10lib.base.compat import tf
+from cifar10lib.base.errors import UserError
+from cifar10lib.checkpoints import directories
+from cifar10lib.cli import cli
+from cifar10lib.cli import flag_groups
+from cifar10lib.training import cifar10
+from cifar10lib.training import cluster_spec
+from cifar10lib.training import distributed
+from cifar10lib.training import stopping
+from cifar10lib.training import training
 
 FLAGS = flags.FLAGS
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',

@@ -23,14 +23,14 @@ import time
 
 from absl import flags
 
-from cifar10lib import cli
-from cifar10lib import checkpoints
-from cifar10lib import directories
-from cifar10lib import evaluation
-from cifar10lib import flag_groups
-from cifar10lib.compat import tf
-from cifar10lib.errors import UserError
-from cifar10lib import schedules
+from cifar10lib.base.compat import tf
+from cifar10lib.base.errors import UserError
+from cifar10lib.checkpoints import checkpoints
+from cifar10lib.checkpoints import directories
+from cifar10lib.cli import cli
+from cifar10lib.cli import flag_groups
+from cifar10lib.evaluation import evaluation
+from cifar10lib.training import schedules
 
 FLAGS = flags.FLAGS
 # A save writes its .index in well under this: a checkpoint that did not

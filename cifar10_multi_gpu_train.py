@@ -20,14 +20,14 @@ from __future__ import print_function
 
 from absl import flags
 
-from cifar10lib import cli
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
-from cifar10lib import precision as precision_lib
-from cifar10lib import preprocessing
-from cifar10lib import schedules
-from cifar10lib import towers
-from cifar10lib import training
+from cifar10lib.base.compat import tf
+from cifar10lib.cli import cli
+from cifar10lib.data import preprocessing
+from cifar10lib.training import cifar10
+from cifar10lib.training import precision as precision_lib
+from cifar10lib.training import schedules
+from cifar10lib.training import towers
+from cifar10lib.training import training
 
 FLAGS = flags.FLAGS
 # --num_gpus' ceiling: each tower is a copy of the model and its input

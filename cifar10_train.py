@@ -11,12 +11,12 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from cifar10lib import cli
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
-from cifar10lib import preprocessing
-from cifar10lib import schedules
-from cifar10lib import training
+from cifar10lib.base.compat import tf
+from cifar10lib.cli import cli
+from cifar10lib.data import preprocessing
+from cifar10lib.training import cifar10
+from cifar10lib.training import schedules
+from cifar10lib.training import training
 
 cli.define_flags('data', 'download', 'split', 'batch', 'model', 'training',
                  'schedule', 'preprocessing', 'session')

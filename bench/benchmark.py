@@ -39,7 +39,6 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-import argparse
 import os
 import re
 import shlex
@@ -50,97 +49,15 @@ import tempfile
 import threading
 import time
 
-import report  # bench/, next to this file
+import library  # bench/, next to this file
+import options
+import report
 import synthetic_data
 import workers
 from report import median
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-EVAL_EXAMPLES = 10000
-# The official training sets' sizes, the default of --train_records.
-TRAIN_EXAMPLES = {'cifar10': 50000, 'cifar100': 50000, 'mnist': 60000}
-DATASETS = tuple(TRAIN_EXAMPLES)  # datasets.NAMES
-ROWS = ('train', 'multi1', 'multi2', 'memory', 'eval')
-PRECISIONS = ('float32', 'bfloat16', 'float16')  # precision.PRECISIONS
 LOG_LINE = re.compile(r'step (\d+), loss = \S+ \(([\d.]+) examples/sec')
-# What --quick stands for.
-QUICK = ('--reps=1', '--steps=120', '--warmup_steps=40',
-         '--train_records=10000', '--only=train,memory,eval')
 EVAL_LINE = re.compile(r'eval (\d+) images in ([\d.]+) s')
-
-
-def comma_list(allowed):
-  """An argparse type: comma-separated values, each one of allowed."""
-  def parse(text):
-    values = [v for v in text.split(',') if v]
-    if not values or set(values) - set(allowed):
-      raise argparse.ArgumentTypeError('%r: choose from %s'
-                                       % (text, ', '.join(allowed)))
-    return values
-  return parse
-
-
-def parse_args(argv):
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--reps', type=int, default=3,
-                      help='repetitions of every row (default 3)')
-  parser.add_argument('--steps', type=int, default=400,
-                      help='training steps per run (default 400)')
-  parser.add_argument('--warmup_steps', type=int, default=100,
-                      help='logged figures up to this step are left out of '
-                      'the median (default 100)')
-  parser.add_argument('--only', default=ROWS, type=comma_list(ROWS),
-                      help='comma-separated subset of: %s (memory runs both '
-                      'memory-fed rows; eval needs a checkpoint, so it '
-                      'trains briefly when train is not chosen)'
-                      % ', '.join(ROWS))
-  parser.add_argument('--batch_size', type=int, default=128)
-  parser.add_argument('--dataset', default='cifar10', choices=DATASETS,
-                      help='the data set whose format and size the synthetic '
-                      'data take, and --dataset of the scripts (default '
-                      'cifar10)')
-  parser.add_argument('--train_records', type=int, default=None,
-                      help='synthetic training records (default: as many as '
-                      'the real training set has)')
-  parser.add_argument('--test_records', type=int, default=EVAL_EXAMPLES)
-  parser.add_argument('--work_dir', default=None,
-                      help='where data and checkpoints go (default: a new '
-                      'temporary directory, removed afterwards)')
-  parser.add_argument('--repo', default=REPO,
-                      help='the checkout whose scripts are measured (default: '
-                      'this one), e.g. an older one to compare with')
-  parser.add_argument('--model', default='tutorial',
-                      help='the network every row trains and evaluates '
-                      '(--model of the scripts; default: the tutorial\'s)')
-  parser.add_argument('--script_args', default='',
-                      help='extra flags for every script run, e.g. "--xla"')
-  parser.add_argument('--precision', default=['float32'],
-                      type=comma_list(PRECISIONS),
-                      help='comma-separated --precision values, e.g. '
-                      '"float32,bfloat16": every row runs in each, in turn '
-                      '(default float32)')
-  parser.add_argument('--label', default='',
-                      help='a word added to every row name, to tell runs '
-                      'apart when comparing')
-  parser.add_argument('--worker', choices=['memory', 'eval'],
-                      help=argparse.SUPPRESS)
-  parser.add_argument('--session', choices=['default', 'train'],
-                      default='default', help=argparse.SUPPRESS)
-  parser.add_argument('--quick', action='store_true',
-                      help='a rough table in a few minutes: %s (any of '
-                      'those options given as well wins)' % ' '.join(QUICK))
-  args, rest = parser.parse_known_args(argv)
-  if args.quick:
-    given = set(arg.split('=')[0] for arg in argv)
-    args, rest = parser.parse_known_args(
-        [arg for arg in QUICK if arg.split('=')[0] not in given] + argv)
-  args.rest = rest
-  if args.train_records is None:
-    args.train_records = TRAIN_EXAMPLES[args.dataset]
-  return args
 
 
 # --- running one measured process ---------------------------------------------
@@ -193,7 +110,8 @@ def first_step_seconds(train_dir, launch_wall_time):
   the first step, so the wall time of that event marks the step's end.
   """
   import glob
-  from cifar10lib.cifar10 import tf  # only here: the parent stays light otherwise
+  # Only here: the parent stays light otherwise.
+  tf = library.module('cifar10').tf
   first = None
   for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*')):
     for event in tf.train.summary_iterator(path):
@@ -254,16 +172,16 @@ def measure_eval(args, checkpoint_dir, prec):
       '--eval_dir', eval_dir, '--precision=' + prec]), args.repo)
   timings = [(int(m.group(1)), float(m.group(2)))
              for m in (EVAL_LINE.search(l) for _, l in run.lines) if m]
-  if not timings or timings[-1][0] != EVAL_EXAMPLES:
+  if not timings or timings[-1][0] != options.EVAL_EXAMPLES:
     raise SystemExit('evaluation did not cover exactly %d images: %s'
-                     % (EVAL_EXAMPLES, timings))
+                     % (options.EVAL_EXAMPLES, timings))
   # The second evaluation is the steady one (the first also warms kernels up).
   return {'rate': timings[-1][0] / timings[-1][1],
           'average': timings[0][0] / timings[0][1], 'peak_mb': run.peak_mb}
 
 
 def main(argv):
-  args = parse_args(argv)
+  args = options.parse_args(argv, __doc__.split('\n\n')[0])
   args.repo = os.path.abspath(args.repo)
   # This process and its helpers import TensorFlow; its start-up chatter
   # (CUDA probing) would interleave with the table.
@@ -273,14 +191,14 @@ def main(argv):
   if args.worker == 'eval':
     args.data_dir, args.checkpoint_dir, args.eval_dir = _take(
         args.rest, ['--data_dir', '--checkpoint_dir', '--eval_dir'])
-    return workers.run(workers.eval_worker, args, EVAL_EXAMPLES)
+    return workers.run(workers.eval_worker, args, options.EVAL_EXAMPLES)
   chosen = args.only
   args.precisions = args.precision
   own_dir = args.work_dir is None
   args.work_dir = args.work_dir or tempfile.mkdtemp(prefix='cifar10-bench-')
   args.data_dir = os.path.join(args.work_dir, 'data')
   sys.path.insert(0, args.repo)
-  from cifar10lib import datasets
+  datasets = library.module('datasets')
   ds = datasets.dataset(args.dataset)
   try:
     if not os.path.isdir(os.path.join(args.data_dir, ds.batches_dir)):

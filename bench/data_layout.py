@@ -73,7 +73,7 @@ def training_step(tf, layout, batch_size, widths, dtype):
 
 def examples_per_sec(layout, args):
   """The median examples/sec of args.steps timed steps in layout."""
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   with tf.Graph().as_default():
     step = training_step(tf, layout, args.batch_size, args.widths,
                          tf.as_dtype(args.precision))
@@ -101,7 +101,7 @@ def main(argv):
   args.widths = [int(w) for w in args.widths.split(',')]
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import report  # bench/, next to this file
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   print('machine: %s; %d cores available; %s, widths %s, batch %d' % (
       report.cpu_description(), len(os.sched_getaffinity(0)), args.precision,
       ','.join(map(str, args.widths)), args.batch_size))

@@ -57,7 +57,8 @@ run "cpu float32" cifar10_train.py --model=whitened_cnn --batch_size=$batch \
   --max_steps=$cpu_steps --epochs=$gpu_epochs --precision=float32 \
   --intra_op_threads=0
 gpus=$(python -c "
-from cifar10lib import precision; print(precision.gpu_count())" 2>/dev/null || echo 0)
+from cifar10lib.training import precision
+print(precision.gpu_count())" 2>/dev/null || echo 0)
 if [ "${gpus:-0}" -gt 0 ]; then
   EVAL=1 run "gpu float32" cifar10_train.py --model=whitened_cnn \
     --batch_size=$batch --epochs=$gpu_epochs --precision=float32

@@ -60,7 +60,8 @@ def forward_macs(tf, graph):
 
 def _config(model, batch_size, precision, extra):
   from absl import flags
-  from cifar10lib import cli, config
+  from cifar10lib.cli import cli
+  from cifar10lib.cli import config
   flags.FLAGS.unparse_flags()
   flags.FLAGS(['network_speed', '--model=' + model, '--precision=' + precision]
               + (['--batch_size=%d' % batch_size] if batch_size else [])
@@ -72,8 +73,8 @@ def measure(model, args):
   """(examples/sec median, CPU ms per example, forward MACs per example,
   op profile or None)."""
   cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
-  from cifar10lib import cifar10
-  from cifar10lib.compat import tf
+  from cifar10lib.training import cifar10
+  from cifar10lib.base.compat import tf
   from cifar10lib.models import whitened_cnn
   batch, ds = cfg.batch_size, cfg.dataset
   size = ds.image_size if cli.full_images(cfg) else ds.crop_size
@@ -154,8 +155,8 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import peak_flops  # bench/, next to these files
   import report
-  from cifar10lib import cli
-  from cifar10lib.compat import tf
+  from cifar10lib.cli import cli
+  from cifar10lib.base.compat import tf
   cli.define_flags('data', 'batch', 'model', 'training', 'session')
   peak = peak_flops.gflops(tf.float32, 2048, args.peak_seconds)
   print('machine: %s; %d cores available; TensorFlow %s; oneDNN ISA: %s' % (

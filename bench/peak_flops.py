@@ -24,7 +24,7 @@ sys.path.insert(0, REPO)
 
 def gflops(dtype, n, seconds):
   """The best GFLOP/s of n x n products in dtype over about seconds."""
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   with tf.Graph().as_default():
     a = tf.Variable(tf.random_normal([n, n]), name='a')
     b = tf.Variable(tf.random_normal([n, n]), name='b')
@@ -49,7 +49,7 @@ def main(argv):
   args = parser.parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import report  # bench/, next to this file
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   print('machine: %s; %d cores available' % (
       report.cpu_description(), len(os.sched_getaffinity(0))))
   for dtype in (tf.float32, tf.bfloat16):

@@ -10,7 +10,9 @@ import shlex
 import subprocess
 import sys
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import library  # bench/, next to this file
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
 
 
 def median(values):
@@ -38,7 +40,7 @@ def cpu_description():
   precision.cpu_info reads /proc/cpuinfo (or $CIFAR10_CPUINFO), as the
   scripts do when they decide whether bfloat16 is emulated.
   """
-  from cifar10lib import precision
+  precision = library.module('precision')
   model, cpu_flags = precision.cpu_info()
 
   def has(*names):
@@ -65,18 +67,19 @@ def _quiet_output(code):
 def onednn_isa():
   """The ISA oneDNN dispatches to in a fresh process (ONEDNN_VERBOSE)."""
   code = ('import os; os.environ["TF_CPP_MIN_LOG_LEVEL"]="3"\n'
-          'import sys; sys.path.insert(0, %r)\n'
-          'from cifar10lib.compat import tf\n'
+          'import tensorflow.compat.v1 as tf\n'
+          'tf.disable_eager_execution()\n'
           'with tf.Session() as s:\n'
           '  s.run(tf.nn.conv2d(tf.ones([1, 8, 8, 8]), tf.ones([3, 3, 8, 8]),'
-          ' [1, 1, 1, 1], "SAME"))\n' % _REPO)
+          ' [1, 1, 1, 1], "SAME"))\n')
   env = dict(os.environ, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1')
   out = subprocess.run([sys.executable, '-c', code], env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True).stdout
   isa = re.search(r'isa:(.*)', out)
-  return isa.group(1).strip() if isa else ('none reported: this TensorFlow build runs no oneDNN '
-                                      'kernels')
+  if isa:
+    return isa.group(1).strip()
+  return 'none reported: this TensorFlow build runs no oneDNN kernels'
 
 
 def runtime_description(args):
@@ -90,7 +93,9 @@ def runtime_description(args):
 def thread_settings(args):
   code = ('import sys; sys.argv=["x"]; sys.path.insert(0, %r)\n'
           'from absl import flags\n'
-          'from cifar10lib import cli, cifar10_input, config\n'
+          'sys.path.append(%r); import library\n'
+          'cli, cifar10_input, config = [library.module(m) for m in '
+          '("cli", "cifar10_input", "config")]\n'
           'cli.define_flags("data", "download", "split", "batch", "model", '
           '"training", "session")\n'
           'flags.FLAGS(["x"] + %r)\n'
@@ -98,7 +103,7 @@ def thread_settings(args):
           'print("intra_op %%d, inter_op %%d, input threads %%d" %% ('
           'c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, '
           'cifar10_input.NUM_PREPROCESS_THREADS))'
-          % (args.repo, shlex.split(args.script_args)))
+          % (args.repo, BENCH, shlex.split(args.script_args)))
   out = _quiet_output(code)
   return out.strip().splitlines()[-1] + ' (0 = TensorFlow decides)'
 

@@ -6,6 +6,8 @@ read them exactly as they read the real data.
 """
 import os
 
+import library  # bench/, next to this file
+
 
 def write_records(path, ds, count, seed):
   """Writes count records of random pixels and labels in ds's format.
@@ -15,7 +17,7 @@ def write_records(path, ds, count, seed):
   """
   import struct
   import numpy as np
-  from cifar10lib import idx
+  idx = library.module('idx')
   rng = np.random.RandomState(seed)
   pixels = rng.randint(0, 256, size=(count, ds.image_bytes)).astype(np.uint8)
   labels = np.stack([rng.randint(0, n, size=count) for n in ds.label_classes],

@@ -72,8 +72,8 @@ def parse_args(argv):
 def recipe_config(flags):
   """The config.Config of a recipe's flags (its model's defaults applied)."""
   from absl import flags as absl_flags
-  from cifar10lib import cli
-  from cifar10lib import config
+  from cifar10lib.cli import cli
+  from cifar10lib.cli import config
   FLAGS = absl_flags.FLAGS
   if 'train_dir' not in FLAGS:
     cli.define_flags(*GROUPS)
@@ -85,7 +85,7 @@ def recipe_config(flags):
 def train(args, name, flags):
   """Runs the recipe's trainer unless a finished run is there; returns the
   launch time (time.time()) and its wall seconds."""
-  from cifar10lib import datasets
+  from cifar10lib.data import datasets
   run_dir = os.path.join(args.out_dir, name)
   done = os.path.join(run_dir, 'times')
   if os.path.exists(done):
@@ -150,10 +150,10 @@ def evaluate(args, name, flags, data_dir, paths):
 
 def _score(args, name, flags, data_dir, paths):
   """{prefix: precision @ 1} of each checkpoint, evaluated now."""
-  from cifar10lib import cli
-  from cifar10lib import datasets
-  from cifar10lib import evaluation
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
+  from cifar10lib.cli import cli
+  from cifar10lib.data import datasets
+  from cifar10lib.evaluation import evaluation
   cfg = recipe_config(flags)
   split = datasets.split(data_dir, 'test')
   evaluator = evaluation.Evaluator(
@@ -172,7 +172,7 @@ def _score(args, name, flags, data_dir, paths):
 
 def rows_of(args, name, flags, launch, wall):
   """The table's rows of one trained recipe (its checkpoints scored)."""
-  from cifar10lib import datasets
+  from cifar10lib.data import datasets
   cfg = recipe_config(flags)
   examples = datasets.split(args.data_dir, 'train').num_examples
   found = checkpoints_of(os.path.join(args.out_dir, name, 'train'))

@@ -2,7 +2,7 @@
 
     memory_worker: cifar10_train.py's graph, with its flags, trained on one
         batch held in variables (no input pipeline) in a plain session loop;
-    eval_worker: cifar10lib.evaluation's Evaluator, timed over the test images.
+    eval_worker: evaluation.py's Evaluator, timed over the test images.
 
 Each runs alone in a process started by `benchmark.py --worker`, imports
 the modules of the checkout under measure (--repo), which must have cli.py's
@@ -15,11 +15,13 @@ from __future__ import print_function
 import sys
 import time
 
+import library  # bench/, next to this file
+
 
 def run(worker, args, *more):
   """Runs worker(args, *more); a UserError (e.g. --precision) is one line."""
   sys.path.insert(0, args.repo)
-  from cifar10lib.errors import UserError
+  UserError = library.module('errors').UserError
   try:
     return worker(args, *more)
   except UserError as e:
@@ -32,7 +34,7 @@ def _worker_config(args, *groups):
   (the cli module, the config.Config of those flags)."""
   from absl import flags
   sys.path.insert(0, args.repo)
-  from cifar10lib import cli
+  cli = library.module('cli')
   cli.define_flags(*groups)
   # benchmark.py's own options took --batch_size, --precision, --model and
   # --dataset.
@@ -40,7 +42,7 @@ def _worker_config(args, *groups):
   flags.FLAGS([sys.argv[0], '--batch_size=%d' % args.batch_size,
                '--precision=' + precision, '--model=' + args.model,
                '--dataset=' + args.dataset] + args.rest)
-  from cifar10lib import config
+  config = library.module('config')
   return cli, config.from_flags(flags.FLAGS)
 
 
@@ -49,9 +51,9 @@ def memory_worker(args):
   import numpy as np
   cli, cfg = _worker_config(args, 'data', 'batch', 'model', 'training',
                             'session')
-  from cifar10lib import cifar10
-  from cifar10lib.compat import tf
-  from cifar10lib import precision
+  cifar10 = library.module('cifar10')
+  tf = library.module('compat').tf
+  precision = library.module('precision')
   batch = args.batch_size
   ds = cfg.dataset
   size = ds.image_size if cli.full_images(cfg) else ds.crop_size
@@ -93,14 +95,14 @@ def memory_worker(args):
 def eval_worker(args, num_examples):
   """Times the library's Evaluator over num_examples test images, twice."""
   cli, cfg = _worker_config(args, 'data', 'batch', 'model', 'session')
-  from cifar10lib.compat import tf
-  from cifar10lib import evaluation
-  from cifar10lib import datasets
+  tf = library.module('compat').tf
+  evaluation = library.module('evaluation')
+  datasets = library.module('datasets')
   evaluator = evaluation.Evaluator(
       datasets.split(args.data_dir, 'test', cfg.dataset), num_examples,
       cli.session_config(cfg), args.batch_size, cfg.use_fp16,
       cfg.model_options(train=False), cfg.moving_average, cfg.preprocessing,
-      cli.full_images(cfg))
+      full=cli.full_images(cfg))
   checkpoint = tf.train.latest_checkpoint(args.checkpoint_dir)
   writer = tf.summary.FileWriter(args.eval_dir)
   for _ in range(2):

@@ -126,7 +126,7 @@ def run_pipeline(fetches, batches=None):
   Returns the results of up to `batches` runs (all of them when None),
   stopping early at the end of the input (num_epochs=1 pipelines).
   """
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   results = []
   with tf.Session() as sess:
     sess.run([tf.global_variables_initializer(),

@@ -32,8 +32,8 @@ START_UP_VARIABLES = ('TF_CPP_MIN_LOG_LEVEL', 'TF_CPP_MIN_VLOG_LEVEL',
 _ZYGOTE = r'''
 import atexit, json, os, runpy, signal, sys, threading, traceback
 sys.path.insert(0, os.getcwd())
-from cifar10lib import cli
-from cifar10lib import cifar10  # the costly TensorFlow import, done once for every run
+from cifar10lib.cli import cli
+from cifar10lib.training import cifar10  # the costly TensorFlow import, done once for every run
 
 
 def run(argv, env, prefix):

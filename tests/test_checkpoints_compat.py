@@ -23,9 +23,9 @@ FAST = ['--batch_size', '16', '--min_fraction_of_examples_in_queue', '0.05',
 # tower_0/, saved by a plain tf.train.Saver (absolute paths in its state).
 ORIGINAL_MULTI_GPU = r'''
 import sys
-from cifar10lib import compat
-from cifar10lib.compat import tf
-from cifar10lib import cifar10
+from cifar10lib.base import compat
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10
 train_dir = sys.argv[1]
 with tf.Graph().as_default(), tf.device('/cpu:0'):
   global_step = tf.get_variable('global_step', [],
@@ -52,8 +52,8 @@ with tf.Graph().as_default(), tf.device('/cpu:0'):
 # Prints a checkpoint's variable names, then the scalar tags of event files.
 NAMES_AND_TAGS = r'''
 import glob, sys
-from cifar10lib import compat
-from cifar10lib.compat import tf
+from cifar10lib.base import compat
+from cifar10lib.base.compat import tf
 print(' '.join(name for name, _ in tf.train.list_variables(sys.argv[1])))
 tags = set()
 for path in glob.glob(sys.argv[2] + '/events.*'):

@@ -16,15 +16,15 @@ from conftest import REPO
 import fakes
 from fakes import idx_images_bytes, idx_labels_bytes, write_idx
 
-from cifar10lib import cifar10
-from cifar10lib import cifar10_input
-from cifar10lib.compat import tf
-from cifar10lib import datasets
-from cifar10lib import download
-from cifar10lib.errors import DataError
-from cifar10lib.errors import DownloadError
-from cifar10lib.errors import UserError
-from cifar10lib import idx
+from cifar10lib.base.compat import tf
+from cifar10lib.base.errors import DataError
+from cifar10lib.base.errors import DownloadError
+from cifar10lib.base.errors import UserError
+from cifar10lib.data import cifar10_input
+from cifar10lib.data import datasets
+from cifar10lib.data import download
+from cifar10lib.data import idx
+from cifar10lib.training import cifar10
 
 MNIST = datasets.MNIST
 SHARED = os.path.join(REPO, '..', 'shared')

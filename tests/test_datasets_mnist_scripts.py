@@ -84,7 +84,7 @@ def test_cnn_train_resume_exact_eval(data_dir, tmp_path):
   assert 'global step 30' in out
   precision(out, TEST)     # each of the 200 test images once
   # TensorBoard's image summaries show the digits: 28x28, one channel.
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   images = [v.image for name in os.listdir(train_dir)
             if name.startswith('events.out.tfevents.')
             for event in tf.train.summary_iterator(os.path.join(train_dir,
@@ -153,7 +153,7 @@ def test_distributed(data_dir, tmp_path):
 
 def _png(path, pixels):
   """Writes uint8 pixels [h, w, channels] as a PNG."""
-  from cifar10lib.compat import tf
+  from cifar10lib.base.compat import tf
   with tf.Graph().as_default(), tf.Session() as sess:
     data = sess.run(tf.image.encode_png(tf.constant(pixels, tf.uint8)))
   with open(path, 'wb') as f:

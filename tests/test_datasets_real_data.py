@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from cifar10lib.compat import tf   # TensorFlow, imported quietly, in graph mode
-from cifar10lib import cifar10_input
+from cifar10lib.base.compat import tf   # TensorFlow, imported quietly, in graph mode
+from cifar10lib.data import cifar10_input
 
 SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))
 BUILD_TOOL = os.path.join(SHARED, 'tools', 'build_cifar10_data.py')

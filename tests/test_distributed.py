@@ -334,7 +334,7 @@ def test_bad_cluster_on_the_command_line_is_one_line(args, env, status,
 
 @pytest.fixture(scope='module')
 def dist():
-  from cifar10lib import cluster_spec
+  from cifar10lib.training import cluster_spec
   return cluster_spec
 
 
@@ -401,7 +401,7 @@ def test_tf_config_gives_the_same_cluster_as_the_flags(dist):
      '$TF_CONFIG task.index=1 is out of range: the ps job has 1 task(s)'),
 ])
 def test_bad_cluster_is_named(dist, kwargs, message):
-  from cifar10lib.errors import UserError
+  from cifar10lib.base.errors import UserError
   with pytest.raises(UserError) as error:
     dist.resolve_cluster(**kwargs)
   assert message in str(error.value)

@@ -1,4 +1,5 @@
-"""bench/k8s_cluster.py's manifests give each pod the TF_CONFIG of its task.
+"""bench/k8s_cluster.py's manifests (made by bench/k8s_manifests.py) give
+each pod the TF_CONFIG of its task.
 
 The TF_CONFIG of every pod goes through cluster_spec.resolve_cluster, the
 parser cifar10_dist_train.py uses; each address of the cluster must be the
@@ -14,8 +15,8 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'bench'))
-import k8s_cluster  # noqa: E402
-from cifar10lib import cluster_spec  # noqa: E402
+import k8s_manifests  # noqa: E402
+from cifar10lib.training import cluster_spec  # noqa: E402
 
 
 def _documents(text):
@@ -70,7 +71,7 @@ def test_every_pod_gets_its_task_and_the_services_name_the_pods(num_ps,
 def test_tf_config_matches_what_the_flags_would_give():
   for job, index in (('ps', 0), ('worker', 0), ('worker', 2)):
     from_env = cluster_spec.resolve_cluster(
-        tf_config=k8s_cluster.tf_config('c', 1, 3, job, index, port=5000))
+        tf_config=k8s_manifests.tf_config('c', 1, 3, job, index, port=5000))
     from_flags = cluster_spec.resolve_cluster(
         'c-ps-0:5000', 'c-worker-0:5000,c-worker-1:5000,c-worker-2:5000',
         job, index)

@@ -17,13 +17,13 @@ import time
 import pytest
 
 from conftest import one_error_line, run_script, snapshot
-from cifar10lib import cifar10
+from cifar10lib.training import cifar10
 import fakes
 from fakes import make_records, write_dataset
-from cifar10lib import datasets
-from cifar10lib import download
-from cifar10lib import errors
-from cifar10lib.errors import DownloadError
+from cifar10lib.base import errors
+from cifar10lib.base.errors import DownloadError
+from cifar10lib.data import datasets
+from cifar10lib.data import download
 
 TRUNCATED_PREFIX = '/truncated/'
 MISSING_BYTES = 5000   # announced in Content-Length but never sent

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import run_script
 import fakes
-from cifar10lib import datasets
-from cifar10lib import download
-from cifar10lib.errors import DownloadError
+from cifar10lib.base.errors import DownloadError
+from cifar10lib.data import datasets
+from cifar10lib.data import download
 
 MEMBERS = fakes.dataset_members(train_per_file=3, test_records=3)
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import numpy_eval_images, run_script
-from cifar10lib import cifar10  # switches TensorFlow to graph mode
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10  # switches TensorFlow to graph mode
 import fakes
 
 PRECISION_LINE = re.compile(
@@ -392,8 +392,8 @@ def test_classify_prepares_an_image_as_evaluation_does(tmp_path):
   keeps every pixel, so the model must see exactly what the evaluation
   pipeline makes of the record.
   """
-  from cifar10lib import classifying
-  from cifar10lib import cifar10_input
+  from cifar10lib.data import cifar10_input
+  from cifar10lib.evaluation import classifying
   from conftest import run_pipeline
   data_dir = str(tmp_path / 'data')
   written = fakes.write_dataset(data_dir, train_per_file=2, test_records=3)

@@ -1,22 +1,22 @@
-"""README's "to add a network / dataset / optimizer / schedule", followed
-step by step with a toy of each, in this process.
+"""docs/code_map.md's "to add a network / dataset / optimizer / schedule",
+followed step by step with a toy of each, in this process.
 
-Each test registers its toy exactly where README says (monkeypatch undoes
-it afterwards), then uses it through the same calls the scripts make: the
-configuration built from option values (config.build), and the graph
+Each test registers its toy exactly where docs/code_map.md says (monkeypatch
+undoes it afterwards), then uses it through the same calls the scripts make:
+the configuration built from option values (config.build), and the graph
 builders of cifar10.py and cifar10_input.py.
 """
 import numpy as np
 import pytest
 
-from cifar10lib import cifar10
-from cifar10lib import cifar10_input
-from cifar10lib import config
-from cifar10lib import datasets
 from cifar10lib import models
-from cifar10lib import schedules
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
+from cifar10lib.cli import config
+from cifar10lib.data import cifar10_input
+from cifar10lib.data import datasets
 from cifar10lib.models import layers
+from cifar10lib.training import cifar10
+from cifar10lib.training import schedules
 from fakes import idx_images_bytes, idx_labels_bytes
 
 

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO, Proc, run_script
 import fakes
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 
 TRAIN_RECORDS = 5 * 60  # the data_dir fixture's training records
 QUEUE_FRACTION = 0.05

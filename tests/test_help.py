@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import run_script
-from cifar10lib import script_help
+from cifar10lib.base import script_help
 
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
            'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']

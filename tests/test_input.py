@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import numpy_eval_images, run_pipeline, run_script
-from cifar10lib import cifar10
-from cifar10lib.compat import tf   # TensorFlow, imported quietly, in graph mode
-from cifar10lib import cifar10_input
+from cifar10lib.base.compat import tf   # TensorFlow, imported quietly, in graph mode
+from cifar10lib.data import cifar10_input
+from cifar10lib.training import cifar10
 import fakes
 
 CROP = 24

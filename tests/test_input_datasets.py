@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import numpy_eval_images, run_pipeline, run_script
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
-from cifar10lib import cifar10_input
+from cifar10lib.base.compat import tf
+from cifar10lib.data import cifar10_input
+from cifar10lib.training import cifar10
 import fakes
-from cifar10lib import datasets
-from cifar10lib import errors
+from cifar10lib.base import errors
+from cifar10lib.data import datasets
 
 PER_FILE = 60          # write_dataset's records per training file
 HELD_OUT = 90          # all of data_batch_5 and the last 30 of data_batch_4

@@ -12,10 +12,10 @@ import numpy as np
 from conftest import run_script
 from fakes import write_dataset
 
-from cifar10lib import cifar10_input
-from cifar10lib.compat import tf
-from cifar10lib import datasets
-from cifar10lib import preprocessing
+from cifar10lib.base.compat import tf
+from cifar10lib.data import cifar10_input
+from cifar10lib.data import datasets
+from cifar10lib.data import preprocessing
 
 MEAN = 'preprocessing/mean'
 

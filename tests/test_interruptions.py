@@ -23,7 +23,7 @@ import pytest
 from script_runs import as_a_terminal_starts_it
 from conftest import (LOG_LINE, REPO, Proc, logged_steps, run_script,
                       train_args)
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 import fakes
 
 BATCH = '16'

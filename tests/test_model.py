@@ -9,9 +9,9 @@ under test.
 """
 import numpy as np
 
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 from cifar10lib.models import layers
+from cifar10lib.training import cifar10
 
 BATCH = 8
 OPTIONS_BATCH = 16    # the model options' tests

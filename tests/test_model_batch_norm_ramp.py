@@ -9,10 +9,10 @@ has no such statistics and its graph is unchanged.
 import numpy as np
 import pytest
 
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
 from cifar10lib import models
+from cifar10lib.base.compat import tf
 from cifar10lib.models import layers
+from cifar10lib.training import cifar10
 
 STEPS = 100
 BATCH = 16

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import REPO  # pylint: disable=unused-import (sys.path)
 
-from cifar10lib.compat import tf
-from cifar10lib import cifar10
 from cifar10lib import models
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10
 
 NUM_CLASSES = 10
 
@@ -224,7 +224,7 @@ def test_dropout_is_active_in_training_only(name):
 
 
 def test_towers_share_one_set_of_variables():
-  from cifar10lib import towers  # pylint: disable=import-outside-toplevel
+  from cifar10lib.training import towers  # pylint: disable=import-outside-toplevel
   with tf.Graph().as_default():
     images = tf.zeros([4, 24, 24, 3])
     labels = tf.zeros([4], tf.int32)
@@ -240,7 +240,7 @@ def test_towers_share_one_set_of_variables():
 
 def _recipe(*args):
   """config.build's recipe for command-line style args ('--name=value')."""
-  from cifar10lib import config  # pylint: disable=import-outside-toplevel
+  from cifar10lib.cli import config  # pylint: disable=import-outside-toplevel
   values = {}
   for arg in args:
     name, value = arg[2:].split('=')

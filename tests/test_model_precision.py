@@ -10,9 +10,9 @@ import pytest
 
 from conftest import run_script
 
-from cifar10lib.compat import tf
-from cifar10lib import cifar10
-from cifar10lib import precision
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10
+from cifar10lib.training import precision
 
 TF1 = tf.__version__.startswith('1.')
 HAS_GPU = precision.gpu_count() > 0

@@ -16,14 +16,14 @@ import pytest
 
 import fakes
 from conftest import run_pipeline, run_script
-from cifar10lib import cifar10
-from cifar10lib import cifar10_input
-from cifar10lib import datasets
-from cifar10lib import evaluation
-from cifar10lib import fast_training
-from cifar10lib import preprocessing
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
+from cifar10lib.data import cifar10_input
+from cifar10lib.data import datasets
+from cifar10lib.data import preprocessing
+from cifar10lib.evaluation import evaluation
 from cifar10lib.models import whitened_cnn
+from cifar10lib.training import cifar10
+from cifar10lib.training import fast_training
 
 
 # The recipe's schedules written independently in numpy: the oracles the

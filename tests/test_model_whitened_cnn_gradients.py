@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 
-from cifar10lib import cifar10
-from cifar10lib import fast_training
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 from cifar10lib.models import whitened_cnn
+from cifar10lib.training import cifar10
+from cifar10lib.training import fast_training
 
 BATCH, EPOCH_EXAMPLES = 4, 40          # 10 steps an epoch
 RECIPE = cifar10.Recipe(fast_training.NAME, 11.5, 0.85, 1.0, 1.0,

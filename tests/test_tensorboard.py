@@ -24,8 +24,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import numpy_eval_images, run_script
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10
 import fakes
 
 BATCH_SIZE = 16

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import logged_steps, numpy_eval_images, run_script
-from cifar10lib import cifar10  # switches TensorFlow to graph mode
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10  # switches TensorFlow to graph mode
 import fakes
 
 BATCH = 8

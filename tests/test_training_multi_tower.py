@@ -13,9 +13,9 @@ import pytest
 from google.protobuf import text_format
 
 from conftest import LOG_LINE, run_script
-from cifar10lib import cifar10  # switches TensorFlow to graph mode
-from cifar10lib.compat import tf
-from cifar10lib import towers
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10  # switches TensorFlow to graph mode
+from cifar10lib.training import towers
 import fakes
 
 BATCH = 8                 # split into two towers of 4

@@ -12,9 +12,9 @@ import numpy as np
 
 from conftest import run_script
 
-from cifar10lib import cifar10
-from cifar10lib.compat import tf
-from cifar10lib import schedules
+from cifar10lib.base.compat import tf
+from cifar10lib.training import cifar10
+from cifar10lib.training import schedules
 
 
 def _rates(schedule, steps, recipe=cifar10.TUTORIAL_RECIPE,

@@ -23,9 +23,9 @@ import pytest
 
 from conftest import (assert_unchanged, one_error_line, run_script,
                       run_scripts, snapshot)
-from cifar10lib import cifar10
-from cifar10lib import datasets
-from cifar10lib import errors
+from cifar10lib.base import errors
+from cifar10lib.data import datasets
+from cifar10lib.training import cifar10
 import fakes
 
 BATCH = '16'

@@ -1,4 +1,5 @@
 """Networks beyond the tutorial's, and the layer helpers every network shares.
+May import: base, data (a network that initialises from the data reads it).
 
 The tutorial's own network stays in cifar10.py; layers.py holds what any
 network builds with (variables on the CPU, weight decay, batch normalization,

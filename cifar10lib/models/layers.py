@@ -13,7 +13,7 @@ from __future__ import print_function
 
 import re
 
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 
 BATCH_NORM_DECAY = 0.99           # of the moving mean and variance, at most
 BATCH_NORM_EPSILON = 1e-3

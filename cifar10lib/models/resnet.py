@@ -24,7 +24,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
-from cifar10lib.compat import tf
+from cifar10lib.base.compat import tf
 from cifar10lib.models import layers
 
 # The slide's recipe: SGD with momentum 0.9, learning rate 0.1 divided by 10

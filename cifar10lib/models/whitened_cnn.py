@@ -29,11 +29,11 @@ from __future__ import print_function
 
 import numpy as np
 
-from cifar10lib.compat import tf
-from cifar10lib import datasets
-from cifar10lib.errors import UserError
+from cifar10lib.base.compat import tf
+from cifar10lib.base.errors import UserError
+from cifar10lib.data import datasets
+from cifar10lib.data import preprocessing
 from cifar10lib.models import layers
-from cifar10lib import preprocessing
 
 WIDTHS = {'whitened_cnn': (32, 64, 64), 'whitened_cnn_wide': (64, 256, 256)}
 PATCH = 2

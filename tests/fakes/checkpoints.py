@@ -9,7 +9,7 @@ import numpy as np
 
 
 def _tf():
-  from cifar10lib.compat import tf   # graph mode, as the scripts run it
+  from cifar10lib.base.compat import tf   # graph mode, as the scripts run it
   return tf
 
 
@@ -22,7 +22,7 @@ def model_shapes(moving_averages=False):
   With moving_averages, their shadows too: everything cifar10_train.py saves
   and cifar10_eval.py restores, apart from global_step.
   """
-  from cifar10lib import cifar10
+  from cifar10lib.training import cifar10
   tf = _tf()
   with tf.Graph().as_default():
     global_step = tf.train.get_or_create_global_step()

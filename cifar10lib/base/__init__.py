@@ -1,0 +1,3 @@
+"""Owns: TensorFlow, imported once and quietly (compat); errors; help check.
+May import: nothing of cifar10lib (the bottom layer).
+"""

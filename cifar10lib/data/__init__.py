@@ -1,0 +1,3 @@
+"""Owns: the datasets, their files, download, input pipelines, preprocessing.
+May import: base.
+"""

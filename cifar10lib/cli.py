@@ -34,6 +34,7 @@ from cifar10lib import fast_training
 from cifar10lib import flag_groups
 from cifar10lib import models
 from cifar10lib.flag_groups import define_flags  # pylint: disable=unused-import
+from cifar10lib.flag_groups import define_script_flags  # pylint: disable=unused-import
 from cifar10lib.errors import UserError
 from cifar10lib import script_help
 from cifar10lib import precision as precision_lib

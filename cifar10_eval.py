@@ -13,6 +13,12 @@ examples in the files) examples is counted exactly once.
 members' softmax outputs, reported beside each member's precision.
 --snapshots does so with the snapshot-<step> checkpoints that training with
 --lr_schedule=cosine_restarts keeps in --checkpoint_dir.
+
+--per_class adds, after each precision line, one line per class: its
+precision @ 1 and the class its examples are most often taken for; and
+writes each class's precision and the confusion matrix (an image: row = true
+class, column = predicted class, brightness = that share of the row) to
+TensorBoard. Class names as cifar10_classify.py gives them.
 """
 from __future__ import absolute_import
 from __future__ import division
@@ -29,6 +35,7 @@ from cifar10lib.checkpoints import checkpoints
 from cifar10lib.checkpoints import directories
 from cifar10lib.cli import cli
 from cifar10lib.cli import flag_groups
+from cifar10lib.evaluation import classifying
 from cifar10lib.evaluation import evaluation
 from cifar10lib.training import schedules
 
@@ -51,15 +58,8 @@ flags.DEFINE_integer('num_examples', 10000, 'Number of examples to run.',
                      lower_bound=1, upper_bound=flag_groups.MAX_INT64)
 flags.DEFINE_boolean('run_once', False,
                      'Evaluate the latest checkpoint once and exit.')
-flags.DEFINE_boolean('moving_average', True,
-                     'Evaluate the moving averages of the weights, as the '
-                     'tutorial does; false evaluates the raw weights.')
-flags.DEFINE_integer('tta', 0,
-                     'Test-time augmentation on the logits: 0 none (the '
-                     'tutorial\'s evaluation), 1 each image and its mirror '
-                     'averaged, 2 that pair at 1/2 and the pairs of the image '
-                     'shifted a pixel up-left and down-right at 1/4 each.',
-                     lower_bound=0, upper_bound=2)
+# Shared with cifar10_export.py (--moving_average, --tta).
+cli.define_script_flags('moving_average', 'tta', 'per_class')
 flags.DEFINE_list('checkpoint_paths', [],
                   'Comma-separated checkpoints (or directories, for their '
                   'latest) to evaluate once as an ensemble that averages '
@@ -100,7 +100,9 @@ def evaluate(cfg, split):
       FLAGS.moving_average if FLAGS['moving_average'].present
       else cfg.moving_average, cfg.preprocessing,
       recorded=cli.options_to_read_with(cfg, FLAGS.eval_data),
-      full=cli.full_images(cfg), tta=FLAGS.tta)
+      full=cli.full_images(cfg), tta=FLAGS.tta,
+      class_names=(classifying.class_names(cfg.data_dir, cfg.dataset)
+                   if FLAGS.per_class else None))
   if FLAGS.snapshots:
     paths = schedules.snapshot_paths(cfg.checkpoint_dir)
     if not paths:

@@ -24,9 +24,10 @@ import fakes  # noqa: E402  (after the repository is on the path)
 from script_runs import (as_a_terminal_starts_it, kill_session,  # noqa: E402,F401
                          run_script, run_scripts)
 
-# The scripts' defaults for --train_dir/--checkpoint_dir, --eval_dir and
-# --data_dir: no test may write there.
-DEFAULT_DIRS = ['/tmp/cifar10_train', '/tmp/cifar10_eval', '/tmp/cifar10_data']
+# The scripts' defaults for --train_dir/--checkpoint_dir, --eval_dir,
+# --data_dir and --export_dir: no test may write there.
+DEFAULT_DIRS = ['/tmp/cifar10_train', '/tmp/cifar10_eval', '/tmp/cifar10_data',
+                '/tmp/cifar10_export']
 # The tutorial's progress line, exactly.
 LOG_LINE = re.compile(
     r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: step (\d+), loss = \d+\.\d\d '

@@ -241,7 +241,8 @@ def test_watching_evaluator_says_when_it_looks_next_once(data_dir, tmp_path):
 
 
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
-           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']
+           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py',
+           'cifar10_export.py']
 # What only a developer of this repository would know about.
 DEVELOPER_WORDS = re.compile(
     r'\b(training|cli|datasets|checkpoints|cifar10_input|compat|errors|'

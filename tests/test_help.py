@@ -12,7 +12,8 @@ from conftest import run_script
 from cifar10lib.base import script_help
 
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
-           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']
+           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py',
+           'cifar10_export.py']
 
 
 @pytest.fixture(scope='module')

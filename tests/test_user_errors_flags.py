@@ -24,7 +24,8 @@ from conftest import one_error_line, run_script, run_scripts, snapshot
 
 TRAIN_EXAMPLES = 300   # conftest's data set: 5 files of 60
 SCRIPTS = ['cifar10_train.py', 'cifar10_multi_gpu_train.py',
-           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py']
+           'cifar10_dist_train.py', 'cifar10_eval.py', 'cifar10_classify.py',
+           'cifar10_export.py']
 # 2^63 and 2^64 are just past int64 and uint64.
 EXTREMES = ['0', '-1', 'nan', 'inf', '1e300', str(2 ** 63), str(2 ** 64)]
 # Never a meaningful value of any flag here.
@@ -97,6 +98,8 @@ def test_a_stray_argument_is_refused_in_one_line(tmp_path):
                                       'max_steps=5']),
       ('cifar10_eval.py', ['--eval_dir', str(tmp_path / 'e'), 'run_once']),
       ('cifar10_dist_train.py', ['--train_dir', str(tmp_path / 't'), 'x']),
+      ('cifar10_export.py', ['--export_dir', str(tmp_path / 'x' / '1'),
+                             'latest']),
   ]:
     result = run_script(script, '--data_dir', data, *args, check=False,
                         timeout=60)

@@ -39,7 +39,8 @@ SECTIONS = [
     ('Checkpoints, summaries and evaluation', [
         'save_checkpoint_secs', 'save_checkpoint_steps',
         'save_summaries_steps', 'log_epochs', 'moving_average', 'snapshots',
-        'checkpoint_paths', 'top_k']),
+        'checkpoint_paths', 'per_class', 'top_k', 'checkpoint_path',
+        'export_dir', 'overwrite']),
     ('Precision, devices and speed', [
         'precision', 'tower_device', 'xla', 'intra_op_threads',
         'inter_op_threads', 'input_timeout_secs']),

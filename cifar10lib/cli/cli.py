@@ -32,7 +32,7 @@ from cifar10lib.checkpoints import directories
 from cifar10lib.cli import config
 from cifar10lib.cli import flag_groups
 from cifar10lib.cli.flag_groups import (  # pylint: disable=unused-import
-    define_flags)
+    define_flags, define_script_flags)
 from cifar10lib.data import cifar10_input
 from cifar10lib.data import datasets
 from cifar10lib.evaluation import validation

@@ -8,6 +8,7 @@ from __future__ import absolute_import
 from __future__ import division
 from __future__ import print_function
 
+import collections
 import math
 
 from absl import flags
@@ -250,6 +251,36 @@ _GROUPS['preprocessing'] = [
      {'enum_values': list(preprocessing.MODES)}),
 ]
 
+# Flags that a script reads itself (FLAGS.<name>), outside the Config, and
+# that more than one script takes: (kind, name, default, help, bounds).
+EXPORT_DIR = '/tmp/cifar10_export/1'
+_SCRIPT_FLAGS = collections.OrderedDict((spec[1], spec) for spec in [
+    ('boolean', 'moving_average', True,
+     'Evaluate the moving averages of the weights, as the '
+     'tutorial does; false evaluates the raw weights.', {}),
+    ('integer', 'tta', 0,
+     'Test-time augmentation on the logits: 0 none (the '
+     'tutorial\'s evaluation), 1 each image and its mirror '
+     'averaged, 2 that pair at 1/2 and the pairs of the image '
+     'shifted a pixel up-left and down-right at 1/4 each.',
+     {'lower_bound': 0, 'upper_bound': 2}),
+    ('boolean', 'per_class', False,
+     'Also print the precision @ 1 of each class and the class it is most '
+     'often taken for, and write them and a confusion-matrix image to '
+     'TensorBoard.', {}),
+    ('string', 'export_dir', EXPORT_DIR,
+     'Directory to write the SavedModel into; it must not exist unless '
+     '--overwrite. TensorFlow Serving serves the highest numbered directory '
+     'of its parent, hence the /1.', {}),
+    ('boolean', 'overwrite', False,
+     'Replace --export_dir when it holds an earlier export; the old one '
+     'stays until the new one is complete.', {}),
+    ('string', 'checkpoint_path', None,
+     'The checkpoint to read (a prefix such as '
+     '/tmp/cifar10_train/model.ckpt-5000, or a directory for its latest); '
+     'replaces --checkpoint_dir.', {}),
+])
+
 # Flags defined below belong to the script that asks for them: its --help
 # lists them as its own.
 flags.disclaim_key_flags()
@@ -296,6 +327,16 @@ def define_flags(*groups):
     flags.declare_key_flag(name)
     if kind == 'float':
       require_finite(name)
+
+
+def define_script_flags(*names):
+  """Defines the script's own flags called names (keys of _SCRIPT_FLAGS),
+  which it reads from FLAGS itself; they stay out of the Config."""
+  for name in names:
+    kind, name, default, help_text, extra = _SCRIPT_FLAGS[name]
+    getattr(flags, 'DEFINE_' + kind)(name=name, default=default,
+                                     help=help_text, **extra)
+    flags.declare_key_flag(name)
 
 
 def defined_names():

@@ -52,6 +52,21 @@ def _as_grey(image):
                  lambda: image)
 
 
+def decode_pixels(contents, ds=datasets.CIFAR10):
+  """Decodes an encoded image into ds's float32 [32, 32, 3] pixels (0..255).
+
+  MNIST: [28, 28, 1], a grey digit, light on dark.
+  """
+  image = tf.image.decode_image(contents, channels=3, expand_animations=False)
+  if ds.depth == 1:
+    image = _as_grey(image)
+  size = ds.image_size
+  # Area averaging shrinks a large photo without aliasing, and leaves a
+  # 32x32 image (a CIFAR-10 picture) exactly as it is.
+  return tf.image.resize_images(image, [size, size],
+                                method=tf.image.ResizeMethod.AREA)
+
+
 def prepare_image(contents, ds=datasets.CIFAR10, mean=None, full=False):
   """Decodes an encoded image into the model's [1, 24, 24, 3] input.
 
@@ -60,15 +75,8 @@ def prepare_image(contents, ds=datasets.CIFAR10, mean=None, full=False):
   scaling to CIFAR's 32x32 (MNIST: [1, 28, 28, 1], a grey digit). full:
   the whole image, for --augmentation=translate_flip's models.
   """
-  image = tf.image.decode_image(contents, channels=3, expand_animations=False)
-  if ds.depth == 1:
-    image = _as_grey(image)
-  size = ds.image_size
-  # Area averaging shrinks a large photo without aliasing, and leaves a
-  # 32x32 image (a CIFAR-10 picture) exactly as it is.
-  image = tf.image.resize_images(image, [size, size],
-                                 method=tf.image.ResizeMethod.AREA)
-  return cifar10_input.eval_images(tf.expand_dims(image, 0), ds, mean, full)
+  return cifar10_input.eval_images(
+      tf.expand_dims(decode_pixels(contents, ds), 0), ds, mean, full)
 
 
 class Classifier(object):

@@ -5,6 +5,8 @@ network without dropout, the moving averages of the weights restored in
 place of the weights) and runs it for each checkpoint given to it,
 printing the tutorial's "precision @ 1" line and writing its summary.
 `evaluate_ensemble` averages the softmax outputs of several checkpoints.
+With class names (--per_class) each evaluation also reports every class's
+precision @ 1 and writes them and the confusion matrix to TensorBoard.
 cifar10_eval.py turns its flags into these calls.
 """
 from __future__ import absolute_import
@@ -46,15 +48,17 @@ class Evaluator(object):
   recorded, when given, are the options a checkpoint's directory must have
   recorded, if it has a record (run_record.py).
   full: the model sees whole 32x32 images (--augmentation=translate_flip).
-  tta: the test-time augmentation level (tta_logits).
+  tta: the test-time augmentation level (tta_logits). class_names, when
+  given, adds the per-class report (--per_class) to each evaluation.
   """
 
   def __init__(self, split, num_examples, config=None,
                batch_size=cifar10.BATCH_SIZE, use_fp16=False,
                model_options=None, moving_average=True,
                preprocessing_mode=preprocessing.STANDARDIZE, recorded=None,
-               full=False, tta=0):
+               full=False, tta=0, class_names=None):
     self.num_examples = num_examples
+    self.class_names = class_names
     self.recorded = recorded
     self.moving_average = moving_average
     self.preprocessing_mode = preprocessing_mode
@@ -72,6 +76,9 @@ class Evaluator(object):
               views, train=False, **(model_options or {})), tf.float32), tta)
       self.correct = tf.nn.in_top_k(logits, labels, 1)
       self.labels = labels
+      self.fetches = [self.correct]
+      if class_names:
+        self.fetches += [predictions(logits, labels, self.correct), labels]
       self.probabilities = tf.nn.softmax(logits)
       self.summary_op = tf.summary.merge_all()
       self.shadow_vars = cifar10.variables_to_restore()
@@ -127,15 +134,20 @@ class Evaluator(object):
 
   def evaluate(self, checkpoint, writer):
     """Evaluates one checkpoint; returns (correct, total, global_step)."""
-    batches = self._run_epoch(checkpoint, [self.correct],
-                              [self.correct, self.summary_op])
+    batches = self._run_epoch(checkpoint, self.fetches,
+                              self.fetches + [self.summary_op])
     step = next(batches)
     correct = total = 0
     summary = None
+    matrix = None
     for values in batches:
       correct += int(np.sum(values[0]))
       total += len(values[0])
-      summary = summary or values[1]
+      if summary is None:
+        summary = values[len(self.fetches)]
+      if self.class_names:
+        matrix = add_to_confusion(matrix, len(self.class_names), values[2],
+                                  values[1])
     precision = correct / total
     print('%s: precision @ 1 = %.3f (%d/%d correct, global step %d, %s)'
           % (datetime.now(), precision, correct, total, step,
@@ -143,6 +155,9 @@ class Evaluator(object):
     event = tf.Summary()
     event.ParseFromString(summary)
     event.value.add(tag=PRECISION_TAG, simple_value=precision)
+    if self.class_names:
+      print('\n'.join(per_class_lines(matrix, self.class_names)), flush=True)
+      add_per_class_summaries(event, matrix, self.class_names)
     writer.add_summary(event, step)
     writer.flush()
     return correct, total, step
@@ -196,6 +211,75 @@ def tta_logits(images, logits_fn, level):
 
 
 PRECISION_TAG = 'Precision @ 1'
+# --per_class's summaries: one scalar per class (its number and name after
+# the slash), and the confusion matrix as an image.
+PER_CLASS_TAG = 'Precision @ 1 per class/%s'
+CONFUSION_TAG = 'Confusion matrix'
+# The image's side in pixels, about: each cell is a square of pixels.
+CONFUSION_PIXELS = 320
+
+
+def predictions(logits, labels, correct):
+  """The predicted classes: the label where it scores highest (ties count,
+  as in precision @ 1), else the first class that scores highest."""
+  return tf.where(correct, labels,
+                  tf.cast(tf.argmax(logits, 1), labels.dtype))
+
+
+def add_to_confusion(matrix, num_classes, labels, predicted):
+  """matrix [true class, predicted class] (or a new one) plus these counts."""
+  if matrix is None:
+    matrix = np.zeros([num_classes, num_classes], np.int64)
+  np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
+  return matrix
+
+
+def per_class_lines(matrix, names):
+  """The lines --per_class prints: each class's precision @ 1 and the class
+  its examples are most often taken for."""
+  width = max(len(name) for name in names) + 1
+  lines = []
+  for c, name in enumerate(names):
+    total = int(matrix[c].sum())
+    line = '  %s ' % (name + ':').ljust(width)
+    if not total:
+      lines.append(line + 'no examples')
+      continue
+    line += 'precision @ 1 = %.3f (%d/%d correct)' % (
+        matrix[c, c] / total, matrix[c, c], total)
+    wrong = matrix[c].copy()
+    wrong[c] = 0
+    if wrong.any():
+      other = int(np.argmax(wrong))
+      line += '; most often taken for %s (%d)' % (names[other], wrong[other])
+    lines.append(line)
+  return lines
+
+
+def confusion_image(matrix):
+  """The confusion matrix as grey uint8 pixels [rows, cols, 1]: row = true
+  class, column = predicted class, brightness = that share of the row."""
+  totals = matrix.sum(axis=1, keepdims=True)
+  shares = matrix / np.maximum(totals, 1)
+  cell = max(1, CONFUSION_PIXELS // len(matrix))
+  pixels = np.round(255.0 * shares).astype(np.uint8)
+  return np.kron(pixels, np.ones([cell, cell], np.uint8))[:, :, None]
+
+
+def add_per_class_summaries(event, matrix, names):
+  """Adds each class's precision and the confusion image to event."""
+  digits = len(str(len(names) - 1))
+  for c, name in enumerate(names):
+    total = matrix[c].sum()
+    if total:  # a class without examples has no precision
+      event.value.add(tag=PER_CLASS_TAG % ('%0*d %s' % (digits, c, name)),
+                      simple_value=matrix[c, c] / total)
+  pixels = confusion_image(matrix)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    png = sess.run(tf.image.encode_png(tf.constant(pixels)))
+  event.value.add(tag=CONFUSION_TAG, image=tf.Summary.Image(
+      height=pixels.shape[0], width=pixels.shape[1], colorspace=1,
+      encoded_image_string=png))
 
 
 def scored_steps(eval_dir):
@@ -257,4 +341,11 @@ def evaluate_ensemble(evaluator, paths):
   print('%s: ensemble of %d checkpoints: precision @ 1 = %.3f (%d/%d correct)'
         % (datetime.now(), len(checkpoints), correct / len(labels), correct,
            len(labels)), flush=True)
+  if evaluator.class_names:
+    label_scores = summed[np.arange(len(labels)), labels]
+    predicted = np.where(label_scores >= summed.max(axis=1), labels,
+                         summed.argmax(axis=1))
+    print('\n'.join(per_class_lines(add_to_confusion(
+        None, len(evaluator.class_names), labels, predicted),
+                                    evaluator.class_names)), flush=True)
   return correct, len(labels)

@@ -36,7 +36,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-DEFAULT_MODELS = ('cifar10', 'whitened_cnn', 'whitened_cnn_wide', 'resnet20')
+DEFAULT_MODELS = ('tutorial', 'whitened_cnn', 'whitened_cnn_wide', 'resnet20')
 TRAINING_FLOPS_PER_MAC = 6     # 2 per multiply-add, forward + 2x backward
 TOP_OPS = 25
 TRAIN_EXAMPLES = 50000          # CIFAR-10's epoch, for the recipes' schedules

@@ -94,11 +94,8 @@ def evaluate(cfg, split):
   evaluator = evaluation.Evaluator(
       split, min(FLAGS.num_examples, split.num_examples),
       cli.session_config(cfg), cfg.batch_size, cfg.use_fp16,
-      cfg.model_options(train=False),
-      # The whitened networks keep no moving averages: their default is
-      # the raw weights.
-      FLAGS.moving_average if FLAGS['moving_average'].present
-      else cfg.moving_average, cfg.preprocessing,
+      cfg.model_options(train=False), cli.moving_average(cfg),
+      cfg.preprocessing,
       recorded=cli.options_to_read_with(cfg, FLAGS.eval_data),
       full=cli.full_images(cfg), tta=FLAGS.tta,
       class_names=(classifying.class_names(cfg.data_dir, cfg.dataset)

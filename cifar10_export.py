@@ -48,11 +48,7 @@ def main(argv, cfg):
         cfg.use_fp16, cli.session_config(cfg), cfg.preprocessing,
         cfg.dataset, recorded=cli.options_to_read_with(cfg),
         full=cli.full_images(cfg),
-        # The whitened networks keep no moving averages: their default is
-        # the raw weights.
-        moving_average=(FLAGS.moving_average
-                        if FLAGS['moving_average'].present
-                        else cfg.moving_average),
+        moving_average=cli.moving_average(cfg),
         tta=FLAGS.tta, names=names, overwrite=FLAGS.overwrite)
   print('Exported %s%s to %s: signatures %s (uint8 images) and %s (PNG or '
         'JPEG bytes).' % (checkpoint, '' if step is None else

@@ -1,24 +1,24 @@
 """Each network's training speed on this CPU, as a share of its matrix peak.
 
     python bench/network_speed.py                                  # every network, float32
-    python bench/network_speed.py --models whitened_cnn --profile  # and where its step's time goes
+    python bench/network_speed.py --models whitened_cnn --profile type  # and where its step's time goes
     ONEDNN_MAX_CPU_ISA=AVX2 python bench/network_speed.py --models whitened_cnn
 
 For each --models network this builds cifar10_train.py's training graph
 (the network, its loss, its recipe's train op, the scripts' session
 settings) on one batch held in variables, so no input pipeline is timed,
-and prints the median examples/sec of --steps steps after a warm-up (and
-the process's CPU time per example, which a busy host's stolen time does
-not inflate as it does wall time), the
+and prints the median examples/sec of --steps steps after a warm-up, the
 training FLOP/s that is (6 x the forward multiply-adds per example:
-forward, and twice that backward), and that as a share of what
-TensorFlow's own float32 matrix products reach on these cores
-(bench/peak_flops.py). It also names the instruction set oneDNN dispatched
+forward, and twice that backward), that as a share of what TensorFlow's
+own float32 matrix products reach on these cores (bench/peak_flops.py),
+and the process's CPU time per example (which a busy host's stolen time
+does not inflate as it does wall time). It also names the instruction set oneDNN dispatched
 to, which decides both figures.
 
---profile adds, per network, the step's time by op type (the sum over
-ops of their time in a traced step, as TensorFlow's RunMetadata records
-it; on 2 cores ops overlap, so the column adds to more than the step).
+--profile type (or node) adds, per network, the step's time by op type
+(or by op): the sum over ops of their time in traced steps, as TensorFlow's RunMetadata records
+it (ops overlap on 2 cores, so the column adds to more than the step;
+--inter_op_threads=1 keeps them apart).
 Nothing here is a test.
 """
 from __future__ import absolute_import
@@ -42,7 +42,7 @@ TOP_OPS = 25
 TRAIN_EXAMPLES = 50000          # CIFAR-10's epoch, for the recipes' schedules
 
 
-def forward_macs(tf, graph):
+def forward_macs(graph):
   """Multiply-adds of the forward graph's convolutions and matrix products,
   per example (the batch dimension divided out by the caller)."""
   total = 0
@@ -70,8 +70,8 @@ def _config(model, batch_size, precision, extra):
 
 
 def measure(model, args):
-  """(examples/sec median, CPU ms per example, forward MACs per example,
-  op profile or None)."""
+  """(batch, examples/sec median, CPU ms per example, forward MACs per
+  example, op profile or None)."""
   cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
   from cifar10lib.training import cifar10
   from cifar10lib.base.compat import tf
@@ -88,7 +88,7 @@ def measure(model, args):
     labels = tf.Variable(rng.randint(0, ds.num_classes, [batch]),
                          trainable=False, dtype=tf.int32, name='fed_labels')
     logits = cifar10.inference(images, **cfg.model_options())
-    macs = forward_macs(tf, graph) / float(batch)
+    macs = forward_macs(graph) / float(batch)
     total_loss = cifar10.loss(logits, labels)
     train_op = cifar10.train(total_loss, global_step, TRAIN_EXAMPLES, batch,
                              cfg.recipe, precision=cfg.precision)
@@ -111,7 +111,7 @@ def measure(model, args):
       if args.profile:
         profile = op_profile(tf, sess, train_op, args.profile_steps,
                              args.profile == 'node')
-  return batch / float(np.median(times)), cpu_ms, macs, profile
+  return batch, batch / float(np.median(times)), cpu_ms, macs, profile
 
 
 def op_profile(tf, sess, fetch, steps, by_node=False):
@@ -171,11 +171,10 @@ def main(argv):
   print('|---|---:|---:|---:|---:|---:|---:|')
   profiles = []
   for model in args.models.split(','):
-    rate, cpu_ms, macs, profile = measure(model, args)
+    batch, rate, cpu_ms, macs, profile = measure(model, args)
     flops = TRAINING_FLOPS_PER_MAC * macs
-    _, cfg = _config(model, args.batch_size, args.precision, args.rest)
     print('| %s | %d | %.1f | %.1f | %.1f | %.0f %% | %.3f |' % (
-        model, cfg.batch_size, rate, flops / 1e6, rate * flops / 1e9,
+        model, batch, rate, flops / 1e6, rate * flops / 1e9,
         100.0 * rate * flops / 1e9 / peak, cpu_ms), flush=True)
     if profile:
       profiles.append((model, profile))

@@ -184,6 +184,15 @@ def recorded_options(cfg):
   return options
 
 
+def moving_average(cfg):
+  """Whether evaluation and export restore the weights' moving averages:
+  --moving_average where the script has it and it was given, else the
+  --model's default (the whitened networks keep none)."""
+  if 'moving_average' in FLAGS and FLAGS['moving_average'].present:
+    return FLAGS.moving_average
+  return cfg.moving_average
+
+
 def options_to_read_with(cfg, eval_data=None):
   """recorded_options(cfg) that evaluation and classification compare with
   a checkpoint directory's record.

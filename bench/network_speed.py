@@ -69,24 +69,53 @@ def _config(model, batch_size, precision, extra):
   return cli, config.from_flags(flags.FLAGS)
 
 
-def measure(model, args):
-  """(batch, examples/sec median, CPU ms per example, forward MACs per
-  example, op profile or None)."""
-  cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
-  from cifar10lib.training import cifar10
-  from cifar10lib.base.compat import tf
-  from cifar10lib.models import whitened_cnn
+def _memory_batch(tf, cfg, whitened_cnn):
+  """One random batch held in variables: the network alone is timed."""
   batch, ds = cfg.batch_size, cfg.dataset
+  from cifar10lib.cli import cli
   size = ds.image_size if cli.full_images(cfg) else ds.crop_size
   rng = np.random.RandomState(0)
   fed = rng.standard_normal([batch, size, size, ds.depth]).astype(np.float32)
   if cfg.model in whitened_cnn.WIDTHS:
     whitened_cnn.prepare_images(fed)
+  images = tf.Variable(fed, trainable=False, name='fed_images')
+  labels = tf.Variable(rng.randint(0, ds.num_classes, [batch]),
+                       trainable=False, dtype=tf.int32, name='fed_labels')
+  return images, labels, None
+
+
+def _pipeline_batch(tf, cli, cfg, split):
+  """cifar10_train.py's own input pipeline on --data_dir, and the size of
+  its shuffling queue (what the trainer would wait on if it ran dry)."""
+  from cifar10lib.data import preprocessing
+  with tf.device('/cpu:0'):
+    mean = preprocessing.mean_variable(cfg.preprocessing, split)
+    images, labels = cli.distorted_inputs(cfg, split, mean)
+  shuffling = [runner.queue for runner in
+               tf.get_collection(tf.GraphKeys.QUEUE_RUNNERS)
+               if 'shuffle_batch' in runner.queue.name]
+  return images, labels, shuffling[-1].size()
+
+
+def measure(model, args):
+  """(batch, examples/sec median, CPU ms per example, forward MACs per
+  example, op profile or None, the queue's sizes before each timed step or
+  None)."""
+  cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
+  from cifar10lib.training import cifar10
+  from cifar10lib.base.compat import tf
+  from cifar10lib.models import whitened_cnn
+  batch = cfg.batch_size
+  split = None
+  if args.input == 'pipeline':
+    split = cli.data_split(cfg, 'train')
+    cfg = cli.prepare_model(cfg, split)   # the whitening reads the data
   with tf.Graph().as_default() as graph:
     global_step = tf.train.get_or_create_global_step()
-    images = tf.Variable(fed, trainable=False, name='fed_images')
-    labels = tf.Variable(rng.randint(0, ds.num_classes, [batch]),
-                         trainable=False, dtype=tf.int32, name='fed_labels')
+    if split:
+      images, labels, queue_size = _pipeline_batch(tf, cli, cfg, split)
+    else:
+      images, labels, queue_size = _memory_batch(tf, cfg, whitened_cnn)
     logits = cifar10.inference(images, **cfg.model_options())
     macs = forward_macs(graph) / float(batch)
     total_loss = cifar10.loss(logits, labels)
@@ -95,13 +124,17 @@ def measure(model, args):
     with tf.Session(config=cli.session_config(cfg)) as sess:
       sess.run([tf.global_variables_initializer(),
                 tf.local_variables_initializer()])
+      coord = tf.train.Coordinator()
+      threads = tf.train.start_queue_runners(sess, coord)
       # A recipe's schedule (and what trains when) follows the step.
       global_step.load(int(args.start_epoch * TRAIN_EXAMPLES / batch), sess)
       for _ in range(args.warmup_steps):
         sess.run(train_op)
-      times = []
+      times, sizes = [], []
       cpu_start = time.process_time()
       for _ in range(args.steps):
+        if queue_size is not None:
+          sizes.append(int(sess.run(queue_size)))
         start = time.time()
         sess.run(train_op)
         times.append(time.time() - start)
@@ -111,7 +144,10 @@ def measure(model, args):
       if args.profile:
         profile = op_profile(tf, sess, train_op, args.profile_steps,
                              args.profile == 'node')
-  return batch, batch / float(np.median(times)), cpu_ms, macs, profile
+      coord.request_stop()
+      coord.join(threads, stop_grace_period_secs=5, ignore_live_threads=True)
+  return (batch, batch / float(np.median(times)), cpu_ms, macs, profile,
+          sizes or None)
 
 
 def op_profile(tf, sess, fetch, steps, by_node=False):
@@ -149,9 +185,17 @@ def main(argv):
   parser.add_argument('--start_epoch', type=float, default=0.0,
                       help='time the steps from this epoch on (the fast '
                       'recipe stops training its whitening after epoch 3)')
+  parser.add_argument('--input', choices=['memory', 'pipeline'],
+                      default='memory',
+                      help='memory: one batch held in variables (the network '
+                      'alone); pipeline: cifar10_train.py\'s input queues on '
+                      '--data_dir, and their fill before each step')
   parser.add_argument('--profile_steps', type=int, default=3)
   parser.add_argument('--peak_seconds', type=float, default=5.0)
+  parser.add_argument('--data_dir', default='/tmp/cifar10_data',
+                      help='the CIFAR-10 binaries --input=pipeline reads')
   args, args.rest = parser.parse_known_args(argv)
+  args.rest.append('--data_dir=' + args.data_dir)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import peak_flops  # bench/, next to these files
   import report
@@ -165,19 +209,29 @@ def main(argv):
   print('float32 matrix-product peak: %.0f GFLOP/s (bench/peak_flops.py)'
         % peak, flush=True)
   print()
+  print('input: %s' % ('the training pipeline on %s' % args.data_dir
+                        if args.input == 'pipeline' else
+                        'one batch held in memory'))
+  print()
   print('| network | batch | %s examples/sec (median of %d) | training '
         'MFLOP / example | GFLOP/s | share of float32 peak | CPU ms / '
         'example |' % (args.precision, args.steps))
   print('|---|---:|---:|---:|---:|---:|---:|')
-  profiles = []
+  profiles, queues = [], []
   for model in args.models.split(','):
-    batch, rate, cpu_ms, macs, profile = measure(model, args)
+    batch, rate, cpu_ms, macs, profile, sizes = measure(model, args)
     flops = TRAINING_FLOPS_PER_MAC * macs
     print('| %s | %d | %.1f | %.1f | %.1f | %.0f %% | %.3f |' % (
         model, batch, rate, flops / 1e6, rate * flops / 1e9,
         100.0 * rate * flops / 1e9 / peak, cpu_ms), flush=True)
     if profile:
       profiles.append((model, profile))
+    if sizes:
+      queues.append((model, sizes))
+  for model, sizes in queues:
+    print()
+    print('%s: examples in the shuffling queue before each timed step: %s '
+          '(min %d)' % (model, ' '.join(str(n) for n in sizes), min(sizes)))
   for model, (per_type, step_ms) in profiles:
     print()
     print('%s: a traced step took %.0f ms; op time by type (ms per step, '

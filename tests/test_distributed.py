@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,20 @@ class Cluster(object):
         env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True, preexec_fn=as_a_terminal_starts_it)
     log.close()
+
+  def wait_listening(self, name, port):
+    """Waits until name accepts connections on port: a worker with a short
+    --ps_timeout_secs must not start while a loaded machine still imports
+    TensorFlow in the ps."""
+    deadline = time.time() + PROCESS_TIMEOUT_SECS
+    while True:
+      assert self._procs[name].poll() is None, self.output(name)
+      try:
+        socket.create_connection(('127.0.0.1', port), timeout=1).close()
+        return
+      except OSError:
+        assert time.time() < deadline, self.output(name)
+        time.sleep(0.2)
 
   def output(self, name):
     with open(os.path.join(self._log_dir, name + '.log')) as f:
@@ -280,6 +295,7 @@ def test_worker_whose_ps_dies_stops_in_one_line_and_resumes_later(
                     '--log_frequency=10', '--ps_timeout_secs=%d' % (
                         60 if stop else 3)]
   cluster.start('ps', hosts + ['--job_name=ps'])
+  cluster.wait_listening('ps', ps_port)
   cluster.start('worker0', worker + ['--max_steps=100000'])
   deadline = time.time() + PROCESS_TIMEOUT_SECS
   while not os.path.exists(os.path.join(train_dir, 'model.ckpt-20.index')):
@@ -312,6 +328,7 @@ def test_worker_whose_ps_dies_stops_in_one_line_and_resumes_later(
   assert step >= 20
 
   cluster.start('ps_again', hosts + ['--job_name=ps'])
+  cluster.wait_listening('ps_again', ps_port)
   cluster.start('worker0_again', worker + ['--max_steps=%d' % (step + 10)])
   out = cluster.finish('worker0_again')
   assert 'Resuming from %s\n' % last in out, out

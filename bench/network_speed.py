@@ -6,7 +6,9 @@
 
 For each --models network this builds cifar10_train.py's training graph
 (the network, its loss, its recipe's train op, the scripts' session
-settings) on one batch held in variables, so no input pipeline is timed,
+settings) on one batch held in variables, so no input pipeline is timed
+(--input=pipeline feeds it from cifar10_train.py's own input queues on
+--data_dir instead, and prints their fill before each timed step),
 and prints the median examples/sec of --steps steps after a warm-up, the
 training FLOP/s that is (6 x the forward multiply-adds per example:
 forward, and twice that backward), that as a share of what TensorFlow's
@@ -69,10 +71,10 @@ def _config(model, batch_size, precision, extra):
   return cli, config.from_flags(flags.FLAGS)
 
 
-def _memory_batch(tf, cfg, whitened_cnn):
+def _memory_batch(tf, cli, cfg):
   """One random batch held in variables: the network alone is timed."""
+  from cifar10lib.models import whitened_cnn
   batch, ds = cfg.batch_size, cfg.dataset
-  from cifar10lib.cli import cli
   size = ds.image_size if cli.full_images(cfg) else ds.crop_size
   rng = np.random.RandomState(0)
   fed = rng.standard_normal([batch, size, size, ds.depth]).astype(np.float32)
@@ -104,7 +106,6 @@ def measure(model, args):
   cli, cfg = _config(model, args.batch_size, args.precision, args.rest)
   from cifar10lib.training import cifar10
   from cifar10lib.base.compat import tf
-  from cifar10lib.models import whitened_cnn
   batch = cfg.batch_size
   split = None
   if args.input == 'pipeline':
@@ -115,7 +116,7 @@ def measure(model, args):
     if split:
       images, labels, queue_size = _pipeline_batch(tf, cli, cfg, split)
     else:
-      images, labels, queue_size = _memory_batch(tf, cfg, whitened_cnn)
+      images, labels, queue_size = _memory_batch(tf, cli, cfg)
     logits = cifar10.inference(images, **cfg.model_options())
     macs = forward_macs(graph) / float(batch)
     total_loss = cifar10.loss(logits, labels)
@@ -199,6 +200,8 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import peak_flops  # bench/, next to these files
   import report
+  from absl import flags
+  from cifar10lib.base.errors import UserError
   from cifar10lib.cli import cli
   from cifar10lib.base.compat import tf
   cli.define_flags('data', 'batch', 'model', 'training', 'session')
@@ -219,7 +222,10 @@ def main(argv):
   print('|---|---:|---:|---:|---:|---:|---:|')
   profiles, queues = [], []
   for model in args.models.split(','):
-    batch, rate, cpu_ms, macs, profile, sizes = measure(model, args)
+    try:
+      batch, rate, cpu_ms, macs, profile, sizes = measure(model, args)
+    except (UserError, flags.Error) as e:  # a bad flag, a missing --data_dir
+      sys.exit('network_speed.py: error: %s' % e)
     flops = TRAINING_FLOPS_PER_MAC * macs
     print('| %s | %d | %.1f | %.1f | %.1f | %.0f %% | %.3f |' % (
         model, batch, rate, flops / 1e6, rate * flops / 1e9,

@@ -116,3 +116,19 @@ def test_network_speed_from_the_training_pipeline(readonly_data_dir):
     counts = [int(n) for n in sizes.group(1).split()]
     assert len(counts) == 3 and all(
         least <= n <= least + 3 * batch for n in counts), counts
+
+
+def test_network_speed_says_in_one_line_what_it_cannot_read(tmp_path):
+  missing = str(tmp_path / 'no_data')
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'bench', 'network_speed.py'),
+       '--models', 'tutorial', '--steps', '1', '--peak_seconds', '0.1',
+       '--input', 'pipeline', '--data_dir', missing],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+      timeout=240)
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.splitlines()[-1] == (
+      'network_speed.py: error: %s/cifar-10-batches-bin/data_batch_1.bin: '
+      'file not found' % missing), result.stderr
+  assert not os.path.exists(missing)

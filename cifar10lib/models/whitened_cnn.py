@@ -46,6 +46,10 @@ BATCH_NORM_DECAY = 0.4
 # faster on CPU than the unfused ops, floors its epsilon at 1.001e-5.
 BATCH_NORM_EPSILON = 1.001e-5
 LABEL_SMOOTHING = 0.2
+# GELU is computed in units of x / sqrt(2) (_scaled_gelu): the ops on either
+# side of it take these factors in their own weights.
+SQRT_HALF = 0.7071067811865476
+LOG_TWO_OVER_SQRT_PI = 0.1207822376352452     # log(2 / sqrt(pi))
 
 # The collections fast_training.py's optimizer reads: batch norm's offsets
 # train at a higher rate; the whitening biases only in the first epochs.
@@ -127,30 +131,35 @@ def prepare_images(images):
   _prepared['whitening'] = whitening(images)
 
 
-def _gelu_cdf(x):
-  # The standard normal's distribution function, GELU's gate.
-  return 0.5 + 0.5 * tf.math.erf(x * 0.7071067811865476)
+def _gate(u):
+  # 1 + erf(u): twice the standard normal's distribution function at
+  # sqrt(2) u.
+  return 1.0 + tf.math.erf(u)
 
 
-def _gelu_slope(x, cdf):
-  """GELU's derivative at x, from its gate cdf already computed there."""
-  return cdf + x * tf.exp(-0.5 * tf.square(x)) * 0.3989422804014327
+def _gate_slope(u, gate):
+  """d/du of u * gate(u), from the gate already computed at u."""
+  return gate + u * tf.exp(LOG_TWO_OVER_SQRT_PI - tf.square(u))
 
 
 @tf.custom_gradient
-def _gelu(x):
-  """x times the normal's cdf at x: GELU's exact (erf) form.
+def _scaled_gelu(u):
+  """sqrt(2) GELU(x) at x = sqrt(2) u: u (1 + erf(u)). GELU's exact form.
 
-  tf.nn.gelu is not in TensorFlow 1.15. Written by hand, its gradient
-  reuses the forward pass's gate: about half the element-wise passes over
-  the activations that differentiating the formula takes, and those
-  passes are most of this network's time outside its convolutions.
+  GELU(x) = x/2 (1 + erf(x / sqrt(2))) costs five element-wise passes over
+  its input. Taking u = x / sqrt(2) from the op before it (batch norm's
+  scale, the whitening's kernel), and leaving the output's factor
+  1 / sqrt(2) to the weights after it (the next convolution's, the logits'
+  scale), leaves three; the hand-written gradient reuses the forward gate
+  in six more, where TensorFlow's differentiation of the formula takes
+  about ten. Those passes are most of this network's time outside its
+  convolutions. (tf.nn.gelu is not in TensorFlow 1.15.)
   """
-  cdf = _gelu_cdf(x)
+  gate = _gate(u)
 
   def grad(dy):
-    return dy * _gelu_slope(x, cdf)
-  return x * cdf, grad
+    return dy * _gate_slope(u, gate)
+  return u * gate, grad
 
 
 def _uniform(fan_in):
@@ -176,11 +185,14 @@ def _conv_weights(name, in_channels, filters):
 
 
 def _conv(x, name, filters):
+  """The convolution of GELU's output, given as sqrt(2) GELU(x)."""
   kernel = _conv_weights(name, x.shape.as_list()[-1], filters)
-  return tf.nn.conv2d(x, tf.cast(kernel, x.dtype), [1, 1, 1, 1], 'SAME')
+  return tf.nn.conv2d(x, tf.cast(kernel, x.dtype) * SQRT_HALF, [1, 1, 1, 1],
+                      'SAME')
 
 
 def _batch_norm(x, name, train):
+  """Batch norm without scale, times 1 / sqrt(2): what _scaled_gelu takes."""
   channels = x.shape.as_list()[-1]
   with tf.variable_scope(name):
     beta = layers.variable_on_cpu('beta', [channels], tf.zeros_initializer(),
@@ -191,15 +203,17 @@ def _batch_norm(x, name, train):
                                       tf.ones_initializer(), tf.float32, False)
     if train and beta not in tf.get_collection(BATCH_NORM_BIASES):
       tf.add_to_collection(BATCH_NORM_BIASES, beta)
-    scale = tf.ones([channels], tf.float32)
+    # The output's factor, in the fused op's scale and offset, is free.
+    scale = tf.fill([channels], SQRT_HALF)
+    offset = beta * SQRT_HALF
     if train:
       y, batch_mean, batch_variance = tf.nn.fused_batch_norm(
-          x, scale, beta, epsilon=BATCH_NORM_EPSILON, is_training=True)
+          x, scale, offset, epsilon=BATCH_NORM_EPSILON, is_training=True)
       for moving, batch in ((mean, batch_mean), (variance, batch_variance)):
         tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, tf.assign_sub(
             moving, (moving - batch) * (1.0 - BATCH_NORM_DECAY)))
       return y
-    y, _, _ = tf.nn.fused_batch_norm(x, scale, beta, mean, variance,
+    y, _, _ = tf.nn.fused_batch_norm(x, scale, offset, mean, variance,
                                      epsilon=BATCH_NORM_EPSILON,
                                      is_training=False)
     return y
@@ -240,10 +254,10 @@ def _whiten_then_conv(images, kernel, biases, weights):
 
   @tf.custom_gradient
   def block(images, kernel, biases, weights):
-    pre = tf.nn.bias_add(tf.nn.conv2d(images, kernel, strides, 'VALID'),
-                         biases)
-    cdf = _gelu_cdf(pre)
-    hidden = pre * cdf
+    u = tf.nn.bias_add(tf.nn.conv2d(images, kernel, strides, 'VALID'),
+                       biases)
+    gate = _gate(u)
+    hidden = u * gate
     out = tf.nn.conv2d(hidden, weights, strides, 'SAME')
 
     def grad(dy):
@@ -253,15 +267,18 @@ def _whiten_then_conv(images, kernel, biases, weights):
       def d_biases():
         d_hidden = tf.nn.conv2d_backprop_input(tf.shape(hidden), weights, dy,
                                                strides, 'SAME')
-        return tf.reduce_sum(d_hidden * _gelu_slope(pre, cdf), [0, 1, 2])
-      gate = tf.get_collection(WHITENING_BIASES_TRAIN)
-      d_b = (tf.cond(gate[-1], d_biases, lambda: tf.zeros_like(biases))
-             if gate else d_biases())
+        return tf.reduce_sum(d_hidden * _gate_slope(u, gate), [0, 1, 2])
+      train = tf.get_collection(WHITENING_BIASES_TRAIN)
+      d_b = (tf.cond(train[-1], d_biases, lambda: tf.zeros_like(biases))
+             if train else d_biases())
       # The images and the fixed whitening take no gradient.
       return None, None, d_b, d_weights
     return out, grad
-  return block(images, tf.cast(kernel, dtype), tf.cast(biases, dtype),
-               tf.cast(weights, dtype))
+  # The whitening gives u = x / sqrt(2) for the scaled GELU, and the
+  # convolution takes back the factor its output leaves (_scaled_gelu).
+  return block(images, tf.cast(kernel, dtype) * SQRT_HALF,
+               tf.cast(biases, dtype) * SQRT_HALF,
+               tf.cast(weights, dtype) * SQRT_HALF)
 
 
 def _network(name, images, num_classes, train):
@@ -279,16 +296,19 @@ def _network(name, images, num_classes, train):
       else:
         x = _conv(x, 'conv1', width)
       x = tf.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], 'VALID')
-      x = _gelu(_batch_norm(x, 'norm1', train))
+      x = _scaled_gelu(_batch_norm(x, 'norm1', train))
       x = _conv(x, 'conv2', width)
-      x = _gelu(_batch_norm(x, 'norm2', train))
-    layers.activation_summary(x, 'group%d' % g)
+      x = _scaled_gelu(_batch_norm(x, 'norm2', train))
+    # What GELU gave: computed only when the summaries are.
+    layers.activation_summary(x * SQRT_HALF, 'group%d' % g)
+  # The max commutes with the positive factor, left to the logits' scale.
   x = tf.reduce_max(x, [1, 2])
   with tf.variable_scope('linear'):
     weights = layers.variable_on_cpu(
         'weights', [WIDTHS[name][-1], num_classes],
         _uniform(WIDTHS[name][-1]), tf.float32)
-    logits = tf.matmul(x, tf.cast(weights, x.dtype)) * LOGIT_SCALE
+    logits = tf.matmul(x, tf.cast(weights, x.dtype)) * (LOGIT_SCALE *
+                                                          SQRT_HALF)
   layers.activation_summary(logits, 'linear')
   return logits
 

@@ -1,8 +1,7 @@
 """The whitened networks' hand-written gradients against TensorFlow's own.
 
 GELU's gradient reuses its forward gate; the network computes GELU in units
-of x / sqrt(2) that the weights around it take back, and gives the logits
-and gradients of the plain formulas; the first group's block computes the
+of x / sqrt(2) that the weights around it take back; the first group's block computes the
 whitening biases' gradient only while the recipe trains them (its first 3
 epochs): before, it equals what TensorFlow's automatic
 differentiation of the plain formula gives; after, it is zero and the
@@ -42,63 +41,6 @@ def test_scaled_gelu_and_its_gradient_match_the_normal_distribution():
 
 def _plain_gelu(x):
   return 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
-
-
-def _plain_network(images, width):
-  """whitened_cnn's logits from its own variables, by the plain formulas:
-  GELU as written, batch norm from the batch's moments."""
-  def var(name):
-    with tf.variable_scope('', reuse=True):
-      return tf.get_variable(name)
-
-  def norm(x, name):
-    mean, variance = tf.nn.moments(x, [0, 1, 2])
-    return ((x - mean) * tf.rsqrt(variance + whitened_cnn.BATCH_NORM_EPSILON)
-            + var(name + '/beta'))
-
-  def conv(x, name, padding='SAME'):
-    return tf.nn.conv2d(x, var(name + '/weights'), [1, 1, 1, 1], padding)
-
-  kernel = whitened_cnn.whitening_kernel(var('whiten/eigenvalues'),
-                                         var('whiten/eigenvectors'))
-  x = _plain_gelu(tf.nn.conv2d(images, kernel, [1, 1, 1, 1], 'VALID') +
-                  var('whiten/biases'))
-  for g in range(1, len(width) + 1):
-    x = tf.nn.max_pool(conv(x, 'group%d/conv1' % g), [1, 2, 2, 1],
-                       [1, 2, 2, 1], 'VALID')
-    x = _plain_gelu(norm(x, 'group%d/norm1' % g))
-    x = _plain_gelu(norm(conv(x, 'group%d/conv2' % g), 'group%d/norm2' % g))
-  return tf.matmul(tf.reduce_max(x, [1, 2]), var('linear/weights')) / 9.0
-
-
-def test_network_and_its_gradients_match_the_plain_formulas():
-  rng = np.random.RandomState(1)
-  images = rng.normal(size=[BATCH, 32, 32, 3]).astype(np.float32)
-  whitened_cnn.prepare_images(images)
-  with tf.Graph().as_default(), tf.Session() as sess:
-    tf.train.get_or_create_global_step()
-    logits = whitened_cnn.whitened_cnn(tf.constant(images), 10, train=True)
-    expected = _plain_network(tf.constant(images),
-                              whitened_cnn.WIDTHS['whitened_cnn'])
-    weights = tf.trainable_variables()
-    labels = tf.constant(rng.randint(10, size=BATCH))
-    losses = [tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=l)) for l in (logits, expected)]
-    grads = [tf.gradients(l, weights) for l in losses]
-    sess.run(tf.global_variables_initializer())
-    # Nonzero offsets everywhere, so that no GELU is symmetric around zero.
-    for v in weights:
-      if 'beta' in v.name or 'biases' in v.name:
-        v.load(rng.normal(size=v.shape.as_list()).astype(np.float32), sess)
-    got_logits, want_logits, got, want = sess.run(
-        [logits, expected] + grads)
-  assert np.abs(want_logits).max() > 0
-  np.testing.assert_allclose(got_logits, want_logits, rtol=1e-4, atol=1e-5)
-  assert len(got) == len(weights) > 10
-  for v, g, w in zip(weights, got, want):
-    assert np.abs(w).max() > 0, v.name
-    np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-4 * np.abs(w).max(),
-                               err_msg=v.name)
 
 
 def _whitening_gradient(step):

@@ -120,10 +120,8 @@ def evaluate(cfg, split):
   said_waiting = said_next = False
   last_note = unreadable_once = None
   looking_again = False
-  evaluation.rearm_sigint()
   try:
     while True:
-      evaluation.check_sigint()
       resolution = checkpoints.resolve(cfg.checkpoint_dir)
       checkpoint = resolution.path
       if checkpoint is None:
@@ -166,7 +164,6 @@ def evaluate(cfg, split):
               % FLAGS.eval_interval_secs, flush=True)
         said_next = True
       evaluation.rearm_sigint()
-      evaluation.check_sigint()
       time.sleep(max(FLAGS.eval_interval_secs, RELOOK_SECS) if looking_again
                  else FLAGS.eval_interval_secs)
       looking_again = False

@@ -24,7 +24,6 @@ from script_runs import as_a_terminal_starts_it
 from conftest import (LOG_LINE, REPO, Proc, logged_steps, run_script,
                       train_args)
 from cifar10lib.base.compat import tf
-from cifar10lib.evaluation import evaluation
 import fakes
 
 BATCH = '16'
@@ -253,39 +252,6 @@ def test_evaluator_skips_a_corrupt_checkpoint_and_keeps_watching(
   assert evaluator.finish() == 0, evaluator.stderr
   assert PRECISION_LINE.search(evaluator.stdout).group(4) == 'model.ckpt-3'
   assert 'Traceback' not in evaluator.stderr
-
-
-class _SignalledInFinalizer(object):
-  """Sends this process SIGINT from its __del__, where the handler's
-  KeyboardInterrupt is reported and ignored (as in a TensorFlow object's
-  finalizer that the garbage collector runs)."""
-
-  def __del__(self):
-    os.kill(os.getpid(), signal.SIGINT)
-    deadline = time.time() + 10
-    # The handler runs between two bytecodes of this loop, inside __del__.
-    while not evaluation._sigint_received and time.time() < deadline:
-      pass
-
-
-@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
-def test_a_ctrl_c_lost_in_a_finalizer_still_stops_the_watcher(monkeypatch):
-  monkeypatch.setattr(evaluation, '_sigint_received', [])
-  before = signal.getsignal(signal.SIGINT)
-  try:
-    evaluation.rearm_sigint()
-    evaluation.check_sigint()       # nothing came yet
-    _SignalledInFinalizer()          # its KeyboardInterrupt goes nowhere
-    stopped = False
-    try:
-      evaluation.check_sigint()
-    except KeyboardInterrupt:
-      stopped = True
-  except KeyboardInterrupt:
-    pytest.fail('the KeyboardInterrupt came out of the finalizer')
-  finally:
-    signal.signal(signal.SIGINT, before)
-  assert stopped
 
 
 # --- Where a script waits: TensorFlow's import, a download, dry input.

@@ -29,35 +29,13 @@ from cifar10lib.data import preprocessing
 from cifar10lib.training import cifar10
 
 
-# Set by the SIGINT handler that rearm_sigint installs.
-_sigint_received = []
-
-
-def _on_sigint(signum, frame):
-  del signum, frame
-  _sigint_received.append(True)
-  raise KeyboardInterrupt
-
-
 def rearm_sigint():
   """Gives SIGINT back to Python, so that Ctrl-C raises KeyboardInterrupt.
 
   TensorFlow 2.x's session runtime can take SIGINT over at the C level, and
-  Ctrl-C then no longer stopped a watching evaluator. The handler also
-  remembers the Ctrl-C, for check_sigint.
+  Ctrl-C then no longer stopped a watching evaluator.
   """
-  signal.signal(signal.SIGINT, _on_sigint)
-
-
-def check_sigint():
-  """Raises KeyboardInterrupt if a Ctrl-C came since rearm_sigint.
-
-  Its KeyboardInterrupt is lost where the handler runs inside a finalizer
-  (a TensorFlow object's __del__, run by the garbage collector), which
-  Python reports and ignores: the watcher would otherwise go on watching.
-  """
-  if _sigint_received:
-    raise KeyboardInterrupt
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Evaluator(object):

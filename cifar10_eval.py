@@ -175,7 +175,8 @@ def evaluate(cfg, split):
       raise
     print('Interrupted; stopping.', flush=True)
   finally:
-    writer.close()
+    with evaluation.sigint_held():
+      writer.close()
 
 
 def main(argv, cfg):

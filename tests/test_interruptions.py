@@ -24,6 +24,7 @@ from script_runs import as_a_terminal_starts_it
 from conftest import (LOG_LINE, REPO, Proc, logged_steps, run_script,
                       train_args)
 from cifar10lib.base.compat import tf
+from cifar10lib.evaluation import evaluation
 import fakes
 
 BATCH = '16'
@@ -252,6 +253,20 @@ def test_evaluator_skips_a_corrupt_checkpoint_and_keeps_watching(
   assert evaluator.finish() == 0, evaluator.stderr
   assert PRECISION_LINE.search(evaluator.stdout).group(4) == 'model.ckpt-3'
   assert 'Traceback' not in evaluator.stderr
+
+
+def test_a_ctrl_c_while_the_summary_is_written_waits_for_the_write():
+  before = signal.getsignal(signal.SIGINT)
+  finished = False
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      with evaluation.sigint_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)       # a raising handler would have run by now
+        finished = True
+  finally:
+    signal.signal(signal.SIGINT, before)
+  assert finished
 
 
 # --- Where a script waits: TensorFlow's import, a download, dry input.

@@ -14,6 +14,7 @@ from __future__ import division
 from __future__ import print_function
 
 from datetime import datetime
+import contextlib
 import glob
 import os
 import re
@@ -36,6 +37,24 @@ def rearm_sigint():
   Ctrl-C then no longer stopped a watching evaluator.
   """
   signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def sigint_held():
+  """Holds a Ctrl-C until the block ends, then raises its KeyboardInterrupt.
+
+  A KeyboardInterrupt raised inside the summary writer (in its queue's put,
+  between counting the event and waking the writer thread) leaves every
+  later flush, and so writer.close(), waiting forever.
+  """
+  received = []
+  signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+  try:
+    yield
+  finally:
+    rearm_sigint()
+  if received:
+    raise KeyboardInterrupt
 
 
 class Evaluator(object):
@@ -158,8 +177,9 @@ class Evaluator(object):
     if self.class_names:
       print('\n'.join(per_class_lines(matrix, self.class_names)), flush=True)
       add_per_class_summaries(event, matrix, self.class_names)
-    writer.add_summary(event, step)
-    writer.flush()
+    with sigint_held():
+      writer.add_summary(event, step)
+      writer.flush()
     return correct, total, step
 
   def softmax_outputs(self, checkpoint):

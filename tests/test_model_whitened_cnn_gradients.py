@@ -1,11 +1,12 @@
 """The whitened networks' hand-written gradients against TensorFlow's own.
 
 GELU's gradient reuses its forward gate; the network computes GELU in units
-of x / sqrt(2) that the weights around it take back; the first group's block computes the
-whitening biases' gradient only while the recipe trains them (its first 3
-epochs): before, it equals what TensorFlow's automatic
-differentiation of the plain formula gives; after, it is zero and the
-backward convolution it needs is not run at all.
+of x / sqrt(2) that the weights around it take back, and gives the plain
+formulas' logits; the first group's block computes the whitening biases'
+gradient only while the recipe trains them (its first 3 epochs): before,
+it equals what TensorFlow's automatic differentiation of the plain formula
+gives; after, it is zero and the backward convolution it needs is not run
+at all.
 """
 import math
 
@@ -41,6 +42,55 @@ def test_scaled_gelu_and_its_gradient_match_the_normal_distribution():
 
 def _plain_gelu(x):
   return 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
+
+
+def _plain_network(images, width):
+  """whitened_cnn's logits from its own variables, by the plain formulas:
+  GELU as written, batch norm from the batch's moments."""
+  def var(name):
+    with tf.variable_scope('', reuse=True):
+      return tf.get_variable(name)
+
+  def norm(x, name):
+    mean, variance = tf.nn.moments(x, [0, 1, 2])
+    return ((x - mean) * tf.rsqrt(variance + whitened_cnn.BATCH_NORM_EPSILON)
+            + var(name + '/beta'))
+
+  def conv(x, name):
+    return tf.nn.conv2d(x, var(name + '/weights'), [1, 1, 1, 1], 'SAME')
+
+  kernel = whitened_cnn.whitening_kernel(var('whiten/eigenvalues'),
+                                         var('whiten/eigenvectors'))
+  x = _plain_gelu(tf.nn.conv2d(images, kernel, [1, 1, 1, 1], 'VALID') +
+                  var('whiten/biases'))
+  for g in range(1, len(width) + 1):
+    x = tf.nn.max_pool(conv(x, 'group%d/conv1' % g), [1, 2, 2, 1],
+                       [1, 2, 2, 1], 'VALID')
+    x = _plain_gelu(norm(x, 'group%d/norm1' % g))
+    x = _plain_gelu(norm(conv(x, 'group%d/conv2' % g), 'group%d/norm2' % g))
+  return tf.matmul(tf.reduce_max(x, [1, 2]), var('linear/weights')) / 9.0
+
+
+def test_network_gives_the_logits_of_the_plain_formulas():
+  # (Its gradients are checked piecewise: a max-pool whose two largest
+  # inputs differ by rounding routes a gradient either way.)
+  rng = np.random.RandomState(1)
+  images = rng.normal(size=[BATCH, 32, 32, 3]).astype(np.float32)
+  whitened_cnn.prepare_images(images)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    tf.train.get_or_create_global_step()
+    logits = whitened_cnn.whitened_cnn(tf.constant(images), 10, train=True)
+    expected = _plain_network(tf.constant(images),
+                              whitened_cnn.WIDTHS['whitened_cnn'])
+    sess.run(tf.global_variables_initializer())
+    # Nonzero offsets everywhere, so that no GELU is symmetric around zero.
+    for v in tf.trainable_variables():
+      if 'beta' in v.name or 'biases' in v.name:
+        v.load(rng.normal(size=v.shape.as_list()).astype(np.float32), sess)
+    got, want = sess.run([logits, expected])
+  assert np.abs(want).max() > 0
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * np.abs(want).max())
 
 
 def _whitening_gradient(step):

@@ -185,7 +185,11 @@ def _conv_weights(name, in_channels, filters):
 
 
 def _conv(x, name, filters):
-  """The convolution of GELU's output, given as sqrt(2) GELU(x)."""
+  """The convolution of GELU's output, given as sqrt(2) GELU(x).
+
+  The batch norm after it would absorb the factor; taking it back keeps
+  the moving statistics, and so the checkpoints, those of plain GELU.
+  """
   kernel = _conv_weights(name, x.shape.as_list()[-1], filters)
   return tf.nn.conv2d(x, tf.cast(kernel, x.dtype) * SQRT_HALF, [1, 1, 1, 1],
                       'SAME')
